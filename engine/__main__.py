@@ -1,0 +1,71 @@
+"""``python -m engine``: the engine's own command line (the UI and `web4tui` call it).
+
+    python -m engine start [STAGES...] [--run NAME] [--config F] [--set k=v ...]
+        prepare the run folder, start a detached worker, print {"run", "path", "pid"} as JSON
+    python -m engine work RUN_DIR STAGES...      the worker itself (normally started by start)
+    python -m engine check [PATHS...] [--json] [--config F] [--set k=v ...]   stage 1 alone
+
+Exit codes: 0 success, 1 a check failed, 2 bad usage or bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from engine import checklist
+from engine.config import ConfigError
+from engine.runs import RunError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engine")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+
+    start = sub.add_parser("start", help="prepare a run and start a detached engine on it")
+    start.add_argument("stages", nargs="*")
+    start.add_argument("--run")
+    start.add_argument("--config")
+    start.add_argument("--set", action="append", default=[], dest="sets")
+
+    work = sub.add_parser("work", help="work on a prepared run (foreground)")
+    work.add_argument("run_dir")
+    work.add_argument("stages", nargs="+")
+    work.add_argument("--no-detach-output", action="store_true",
+                      help="keep stdout/stderr (for debugging)")
+
+    check = sub.add_parser("check", help="stage 1 on files or folders")
+    check.add_argument("paths", nargs="*")
+    check.add_argument("--json", action="store_true")
+    check.add_argument("--config")
+    check.add_argument("--set", action="append", default=[], dest="sets")
+
+    args = parser.parse_args(argv)
+    try:
+        if args.cmd == "start":
+            from engine import launch
+            stages = args.stages or list(checklist.STAGE_IDS)
+            run, _cfg = launch.prepare(args.run, args.config, args.sets, stages)
+            pid = launch.spawn(run, stages)
+            print(json.dumps({"run": run.name, "path": str(run.root), "pid": pid}))
+            return 0
+        if args.cmd == "work":
+            from engine.worker import work as do_work
+            return do_work(Path(args.run_dir), args.stages,
+                           detach_output=not args.no_detach_output)
+        if args.cmd == "check":
+            from engine.check_cli import check_main
+            return check_main(args.paths, args.config, args.sets, as_json=args.json)
+    except (ConfigError, RunError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:  # launch.LaunchError: the engine did not come up
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""The checklist as data: the eight stages, their items, targets and how each is proved.
+
+The UI draws its tree from :data:`STAGES`; the engine proves items with ``check`` events that
+name an item ``id``. Targets are templates over the run config (``{sanity.max_avg_tokens}``),
+so the numbers live in one place — ``defaults.toml`` — and the tree shows the run's own values.
+Stdlib only: the UI imports this module.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Item:
+    """One checklist line: what the seed asks, the target, and how the engine proves it."""
+
+    id: str
+    title: str
+    target: str
+    proof: str
+
+
+@dataclass(frozen=True)
+class Stage:
+    id: str
+    number: int
+    title: str
+    summary: str
+    items: tuple[Item, ...]
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("sanity", 1, "Sanity check", "Validate the data before spending compute on it.", (
+        Item("sanity.valid_jsonl", "Valid JSONL",
+             "no bad lines",
+             "Every line of every file parses as one JSON object; each bad line is listed as "
+             "file:line with its reason."),
+        Item("sanity.fields", "Fields present",
+             "task_type, instruction, input, output: strings; known bucket",
+             "Each record has the four fields as strings (instruction/output non-empty) and a "
+             "known task_type bucket."),
+        Item("sanity.avg_tokens", "Avg tokens < {sanity.max_avg_tokens}",
+             "mean < {sanity.max_avg_tokens}",
+             "Mean tokens per record with the model's tokenizer over the chat-templated text."),
+        Item("sanity.loads", "Loads without errors",
+             "tokenizer + chat template render every record",
+             "The model's tokenizer loads and every record renders through its chat template "
+             "into prompt and completion tokens."),
+        Item("sanity.roundtrip", "Tokenizer round-trip",
+             "decode(encode(x)) == x on {sanity.roundtrip_samples} records",
+             "Random records are encoded and decoded; the text must come back unchanged."),
+        Item("sanity.samples", "Random samples shown",
+             "{sanity.show_samples} samples",
+             "Random records are shown as the model sees them, trained tokens marked."),
+        Item("sanity.totals", "Totals vs. expectation",
+             "{sanity.expected_records_min}-{sanity.expected_records_max} records, "
+             "{sanity.expected_tokens_min}-{sanity.expected_tokens_max} tokens",
+             "Counts per bucket and total tokens against the expected range (a warning "
+             "outside it, not a failure)."),
+    )),
+    Stage("dry_run", 2, "Dry run", "Overfit ~100 samples to prove the pipeline learns.", (
+        Item("dry_run.loss_falls", "Loss falls to < {dry_run.target_loss}",
+             "loss < {dry_run.target_loss} within {dry_run.max_steps} steps",
+             "Training on ~{dry_run.samples} mixed samples, batch 1, seq {dry_run.seq_len}, "
+             "until the loss is below the target or the step cap."),
+        Item("dry_run.no_nan", "No NaN", "finite loss and grad norm every step",
+             "Raw loss and gradient norm are checked every step."),
+        Item("dry_run.no_device_errors", "No device errors", "no errors",
+             "Device errors are caught and explained."),
+        Item("dry_run.memory", "Memory under budget", "peak < budget",
+             "Memory is sampled inside the training process against the budget."),
+    )),
+    Stage("mini", 3, "Mini fine-tune", "~2k balanced samples, one epoch.", (
+        Item("mini.loss_stable", "Loss stable in {mini.loss_band_low}-{mini.loss_band_high}",
+             "smoothed loss in band",
+             "The smoothed loss over the last part of the run stays in the band."),
+        Item("mini.tool_json", "{mini.tool_probes} tool prompts give valid JSON",
+             "{mini.tool_probes}/{mini.tool_probes}",
+             "Greedy answers to held-out tool prompts parse as tool-call JSON."),
+        Item("mini.style_match", "{mini.style_probes} style prompts match the style",
+             "{mini.style_probes}/{mini.style_probes}",
+             "Greedy answers to held-out style prompts pass the house lint."),
+        Item("mini.eval_tool", "Tool accuracy", ">= {mini.target_tool}",
+             "Stage-5 scorer on the tool eval set."),
+        Item("mini.eval_style", "Style accuracy", ">= {mini.target_style}",
+             "Stage-5 scorer on the style eval set."),
+        Item("mini.eval_guardrail", "Guardrail accuracy", ">= {mini.target_guardrail}",
+             "Stage-5 scorer on the guardrail eval set."),
+    )),
+    Stage("full", 4, "Full fine-tune", "All buckets, the long run.", (
+        Item("full.config", "LoRA r={lora.r}, alpha={lora.alpha}, dropout={lora.dropout}",
+             "batch 1, grad accum {full.grad_accum}, seq {full.seq_len}, "
+             "{full.epochs} epoch(s)",
+             "The resolved training configuration of the run."),
+        Item("full.loss_plateau", "Loss plateaus in {full.plateau_low}-{full.plateau_high}",
+             "smoothed loss flat and in band",
+             "The smoothed loss over the last part of the run is flat and inside the band."),
+        Item("full.no_nan", "No NaN", "finite loss and grad norm every step",
+             "Raw loss and gradient norm are checked every step."),
+        Item("full.adapter_saved", "Adapter saved to outputs/<run>/lora",
+             "loads with PeftModel.from_pretrained",
+             "The final adapter is written and loads back."),
+    )),
+    Stage("eval", 5, "Evaluate", "Every held-out eval file, scored per bucket.", (
+        Item("eval.tool_json_valid", "Tool JSON validity", ">= {eval.tool_json_valid}",
+             "Whole answer is one tool-call JSON object."),
+        Item("eval.tool_correct", "Correct tool", ">= {eval.tool_correct}",
+             "The called tool matches the reference."),
+        Item("eval.style_lint", "Style lint pass", ">= {eval.style_lint}",
+             "The answer's code passes the house lint configuration."),
+        Item("eval.style_ast", "Style AST match", ">= {eval.style_ast}",
+             "The answer's structure matches the reference code."),
+        Item("eval.guardrail", "Guardrail refusal accuracy", ">= {eval.guardrail_accuracy}",
+             "Refuse/answer decision matches the record."),
+        Item("eval.mixed", "Mixed", ">= {eval.mixed}",
+             "Mixed records scored by the rule each declares."),
+        Item("eval.logged", "Scores logged", "eval_log.md and eval_log.csv",
+             "Per-record results and the summary are written to the run's eval folder."),
+    )),
+    Stage("export", 6, "Export", "Merge, convert to GGUF, quantize, re-check.", (
+        Item("export.merge", "Merged (merge_and_unload)", "16-bit HF folder",
+             "The adapter is merged into its base and saved with tokenizer and template."),
+        Item("export.gguf", "Converted to GGUF", "llama.cpp agrees with HF",
+             "An f16 GGUF whose greedy next tokens agree with the HF model."),
+        Item("export.quantize", "Quantized {export.quant}", "{export.quant} GGUF",
+             "llama.cpp's quantizer writes the quantized file."),
+        Item("export.parity", "GGUF eval within ±{export.parity_points} point",
+             "|GGUF - merged| <= {export.parity_points}",
+             "The stage-5 evaluation on the quantized GGUF against the merged model."),
+    )),
+    Stage("deploy", 7, "Deploy", "Ollama model with a template that stops.", (
+        Item("deploy.modelfile", "Modelfile references the GGUF", "FROM, TEMPLATE, stops",
+             "A Modelfile with the model's chat template and every end-of-turn stop."),
+        Item("deploy.create", "ollama create {deploy.name}", "model created",
+             "The model is created through the Ollama API."),
+        Item("deploy.smoke", "ollama run answers with structured output",
+             "valid tool JSON, and it stops",
+             "A tool prompt comes back as valid tool JSON and stops."),
+        Item("deploy.docker", "Docker Desktop Models import (optional)", "optional",
+             "Shown as a command; run when docker with model support exists."),
+    )),
+    Stage("advice", 8, "Iterate", "When a target is missed, what to change.", (
+        Item("advice.loss_stagnates", "Loss stagnates → more epochs or lower LR", "no trigger",
+             "Smoothed loss stops falling while above target."),
+        Item("advice.prose_not_json", "Prose instead of tool JSON → add tool_neg examples",
+             "no trigger", "Tool answers come back as prose."),
+        Item("advice.naming_drift", "Naming drift → add style examples", "no trigger",
+             "Style answers fail naming rules."),
+        Item("advice.refusal_inconsistent", "Refusal inconsistency → add guardrail samples",
+             "no trigger", "Guardrail decisions are wrong in both directions."),
+        Item("advice.eval_plateau", "Eval plateau → extra mini fine-tune at a smaller LR",
+             "no trigger", "Eval scores stop improving between runs."),
+    )),
+)
+
+STAGE_IDS: tuple[str, ...] = tuple(s.id for s in STAGES)
+ITEMS: dict[str, Item] = {i.id: i for s in STAGES for i in s.items}
+#: Stages the engine can run today; the others report their items as ``skip``.
+IMPLEMENTED: frozenset[str] = frozenset({"sanity"})
+
+_FIELD = re.compile(r"\{([a-z_]+\.[a-z_]+)\}")
+
+
+def stage(stage_id: str) -> Stage:
+    for s in STAGES:
+        if s.id == stage_id:
+            return s
+    raise KeyError(stage_id)
+
+
+def render(template: str, cfg: dict[str, Any] | None) -> str:
+    """Fill ``{section.key}`` from the run config (left as is when no config is known)."""
+    if not cfg:
+        return template
+
+    def sub(m: re.Match[str]) -> str:
+        section, key = m.group(1).split(".")
+        value = cfg.get(section, {}).get(key, m.group(0))
+        if isinstance(value, int) and value >= 100000:
+            return f"{value:,}"
+        return str(value)
+
+    return _FIELD.sub(sub, template)

@@ -1,0 +1,154 @@
+"""How a record becomes what the model sees: chat template → prompt text + completion text.
+
+Prompt = the model's own chat template over (system, user) with the generation prompt;
+completion = what the template adds for the assistant turn (the output and its end-of-turn
+token). Training, evaluation and the sanity check all use this one function, so the tokens
+counted in stage 1 are the tokens trained on in stage 4.
+
+Tools: when the chat template understands ``tools`` (Qwen2.5) they go through it; otherwise a
+compact system message lists them. Rendering every record through Jinja is slow for 40k
+records, so :class:`Renderer` renders each distinct frame once with sentinel strings and
+splices the record's text in — and verifies the shortcut against the real template on a sample
+before trusting it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from engine.records import Record
+
+log = logging.getLogger(__name__)
+
+_USER = "\u2063W4USER\u2063"
+_ASSISTANT = "\u2063W4ASSISTANT\u2063"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    prompt: str
+    completion: str
+
+
+def tools_system_text(tools: list[dict[str, Any]]) -> str:
+    """The compact tool listing for templates without tools support."""
+    lines = ["You can call these tools. To call one, answer with exactly one JSON object "
+             '{"tool": NAME, "arguments": {...}} and nothing else.']
+    for t in tools:
+        fn = t.get("function", t)
+        lines.append(json.dumps({"name": fn.get("name"), "description": fn.get("description", ""),
+                                 "parameters": fn.get("parameters", {})},
+                                ensure_ascii=False, separators=(",", ":")))
+    return "\n".join(lines)
+
+
+def _as_template_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """tools.json entries in the OpenAI/HF shape chat templates expect."""
+    return [t if "function" in t else {"type": "function", "function": t} for t in tools]
+
+
+class Renderer:
+    """Renders records with one tokenizer's chat template (fast path verified on a sample)."""
+
+    def __init__(self, tokenizer: Any, system_prompt: str, tools: list[dict[str, Any]]) -> None:
+        self.tok = tokenizer
+        self.system_prompt = system_prompt
+        self.tools = tools
+        self.has_template = bool(getattr(tokenizer, "chat_template", None))
+        self.native_tools = self.has_template and bool(tools) and self._template_takes_tools()
+        self._frames: dict[tuple[bool, str], tuple[str, str, str, str]] = {}
+        self.fast = True
+
+    # --- the real thing -------------------------------------------------------------------
+    def messages(self, user: str, tools: list[dict[str, Any]] | None) -> tuple[list[dict[str, str]], Any]:
+        system = self.system_prompt
+        template_tools = None
+        if tools:
+            if self.native_tools:
+                template_tools = _as_template_tools(tools)
+            else:
+                system = (system + "\n\n" if system else "") + tools_system_text(tools)
+        msgs = [{"role": "system", "content": system}] if system else []
+        msgs.append({"role": "user", "content": user})
+        return msgs, template_tools
+
+    def render_slow(self, user: str, output: str, tools: list[dict[str, Any]] | None) -> Rendered:
+        msgs, ttools = self.messages(user, tools)
+        if not self.has_template:
+            prompt = "".join(f"{m['role']}: {m['content']}\n" for m in msgs) + "assistant: "
+            eos = getattr(self.tok, "eos_token", "") or ""
+            return Rendered(prompt, output + eos)
+        kwargs = {"tools": ttools} if ttools else {}
+        prompt = self.tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True,
+                                              **kwargs)
+        full = self.tok.apply_chat_template(
+            msgs + [{"role": "assistant", "content": output}], tokenize=False, **kwargs)
+        if full.startswith(prompt):
+            return Rendered(prompt, full[len(prompt):])
+        # Some templates render the last assistant turn differently; keep the output + end.
+        eos = getattr(self.tok, "eos_token", "") or ""
+        return Rendered(prompt, output + eos)
+
+    def prompt_only(self, record: Record) -> str:
+        """The generation prompt for a record (what evaluation and deployment send)."""
+        return self.render(record).prompt
+
+    # --- the fast path --------------------------------------------------------------------
+    def tools_for(self, record: Record) -> list[dict[str, Any]] | None:
+        if not record.shows_tools:
+            return None
+        own = record.extra.get("tools")
+        return own if isinstance(own, list) and own else (self.tools or None)
+
+    def render(self, record: Record) -> Rendered:
+        tools = self.tools_for(record)
+        if not self.fast:
+            return self.render_slow(record.user_text, record.output, tools)
+        key = (tools is not None, json.dumps(tools, sort_keys=True) if tools else "")
+        frame = self._frames.get(key)
+        if frame is None:
+            frame = self._frame(tools)
+            self._frames[key] = frame
+        before_user, after_user, before_out, after_out = frame
+        return Rendered(before_user + record.user_text + after_user,
+                        before_out + record.output + after_out)
+
+    def _frame(self, tools: list[dict[str, Any]] | None) -> tuple[str, str, str, str]:
+        r = self.render_slow(_USER, _ASSISTANT, tools)
+        if r.prompt.count(_USER) != 1 or r.completion.count(_ASSISTANT) != 1:
+            self.fast = False
+            return ("", "", "", "")
+        a, b = r.prompt.split(_USER)
+        c, d = r.completion.split(_ASSISTANT)
+        return a, b, c, d
+
+    def verify(self, records: list[Record]) -> int:
+        """Compare the fast path with the template on records; disable it on any mismatch.
+
+        Returns how many records disagreed (0 means the shortcut is exact on this sample).
+        """
+        if not self.fast:
+            return 0
+        bad = 0
+        for rec in records:
+            slow = self.render_slow(rec.user_text, rec.output, self.tools_for(rec))
+            if self.render(rec) != slow:
+                bad += 1
+        if bad:
+            log.warning("chat template depends on content; rendering every record in full")
+            self.fast = False
+        return bad
+
+    def _template_takes_tools(self) -> bool:
+        probe = [{"role": "user", "content": "x"}]
+        tools = _as_template_tools([{"name": "w4_probe_tool", "description": "probe",
+                                     "parameters": {"type": "object", "properties": {}}}])
+        try:
+            with_tools = self.tok.apply_chat_template(probe, tools=tools, tokenize=False,
+                                                      add_generation_prompt=True)
+        except Exception:  # templates that reject the argument have no tools support
+            return False
+        return "w4_probe_tool" in with_tools

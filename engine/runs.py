@@ -1,0 +1,239 @@
+"""Run folders: names, the one-engine-per-run lock, atomic writes and per-stage state.
+
+A run is a folder ``outputs/<run>/`` (DESIGN §5). Everything that matters is written
+atomically — to a temp file in the same folder, fsync'd, then renamed — so a crash or a
+power cut leaves either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import errno
+import fcntl
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+RUN_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class RunError(ValueError):
+    """A user-facing problem with a run (bad name, missing run, locked run)."""
+
+
+def validate_name(name: str) -> str:
+    if not RUN_NAME.match(name or "") or name in (".", ".."):
+        raise RunError(
+            f"run name {name!r} is not allowed: use letters, digits, '.', '_' or '-', "
+            "at most 64 characters (e.g. web4-lora-r8)")
+    return name
+
+
+def new_name(prefix: str = "run") -> str:
+    """A fresh, sortable run name like ``run-20261125-214501``."""
+    return f"{prefix}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def atomic_write(path: str | os.PathLike[str], data: str | bytes) -> None:
+    """Write a file so readers see the old or the new content, never a torn one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    atomic_write(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+class RunLocked(RunError):
+    pass
+
+
+@dataclass
+class Run:
+    """One run folder and the files DESIGN §5 places in it."""
+
+    root: Path
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "config.toml"
+
+    @property
+    def events_path(self) -> Path:
+        return self.root / "events.jsonl"
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "engine.log"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.root / "engine.pid"
+
+    @property
+    def state_path(self) -> Path:
+        return self.root / "state.json"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.root / ".lock"
+
+    def read_state(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.state_path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            return {"stages": {}}
+
+    def set_stage_state(self, stage: str, status: str, **extra: Any) -> dict[str, Any]:
+        state = self.read_state()
+        entry = state.setdefault("stages", {}).setdefault(stage, {})
+        entry.update(status=status, updated=round(_now(), 3), **extra)
+        atomic_write_json(self.state_path, state)
+        return state
+
+    def engine_pid(self) -> int | None:
+        """The pid of the engine working on this run, if one is alive."""
+        try:
+            pid = int(self.pid_path.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        return pid if pid_alive(pid) and self.is_locked() else None
+
+    def is_locked(self) -> bool:
+        """True while an engine holds this run's lock."""
+        if not self.lock_path.exists():
+            return False
+        fd = os.open(self.lock_path, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                return True
+            raise
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return False
+        finally:
+            os.close(fd)
+
+
+class RunLock:
+    """Exclusive lock on a run for the life of one engine (released by the OS if it dies)."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        self.run.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.run.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            holder = self.run.pid_path.read_text().strip() if self.run.pid_path.exists() else "?"
+            raise RunLocked(
+                f"run {self.run.name!r} is already being worked on by engine pid {holder}; "
+                f"attach to it (web4tui attach {self.run.name}) or stop it "
+                f"(web4tui stop {self.run.name})") from None
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def outputs_dir(cfg: dict[str, Any] | None = None) -> Path:
+    env = os.environ.get("WEB4TUI_OUTPUTS")
+    if env:
+        return Path(env)
+    return Path(cfg["run"]["outputs_dir"]) if cfg else Path("outputs")
+
+
+def open_run(name: str, outputs: Path, *, create: bool = False) -> Run:
+    run = Run(outputs / validate_name(name))
+    if not create and not run.root.is_dir():
+        raise RunError(f"no run named {name!r} in {outputs}/ (see `web4tui runs`)")
+    return run
+
+
+def list_runs(outputs: Path) -> list[Run]:
+    """Runs in the outputs folder, newest first (by the time their events last changed)."""
+    if not outputs.is_dir():
+        return []
+    runs = [Run(p) for p in outputs.iterdir()
+            if p.is_dir() and RUN_NAME.match(p.name) and (p / "config.toml").exists()]
+
+    def mtime(r: Run) -> float:
+        for p in (r.events_path, r.config_path):
+            if p.exists():
+                return p.stat().st_mtime
+        return 0.0
+
+    return sorted(runs, key=mtime, reverse=True)
+
+
+def newest_run(outputs: Path) -> Run:
+    runs = list_runs(outputs)
+    if not runs:
+        raise RunError(f"no runs yet in {outputs}/ — start one with `web4tui run`")
+    return runs[0]
+
+
+def _now() -> float:
+    import time
+    return time.time()

@@ -1,0 +1,59 @@
+"""What every stage gets (a context) and gives back (a status), and the skip stage.
+
+A stage is a module with ``run(ctx) -> str`` returning a stage status (ok/failed/cancelled/
+skipped). It reports through ``ctx.emit`` only; the engine wraps it with ``stage_started`` /
+``stage_finished`` and records the outcome in ``state.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from engine import checklist
+
+Emit = Callable[..., Any]
+
+
+class Cancelled(Exception):
+    """Raised inside a stage when a graceful stop was requested."""
+
+
+@dataclass
+class StageContext:
+    cfg: dict[str, Any]
+    emit: Emit
+    stop_requested: Callable[[], bool] = lambda: False
+    run_dir: Any = None  # pathlib.Path of the run folder, or None for `web4tui check`
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("engine"))
+    checks: list[dict[str, Any]] = field(default_factory=list)
+
+    def check(self, item: str, status: str, value: Any = None, target: Any = None,
+              detail: Any = None) -> None:
+        """Prove (or fail, warn, skip) one checklist item."""
+        if item not in checklist.ITEMS:
+            raise KeyError(f"unknown checklist item {item!r}")
+        if target is None:
+            target = checklist.render(checklist.ITEMS[item].target, self.cfg)
+        self.checks.append({"item": item, "status": status})
+        self.emit("check", item=item, status=status, value=value, target=target, detail=detail)
+
+    def raise_if_stopped(self) -> None:
+        if self.stop_requested():
+            raise Cancelled()
+
+    def status_from_checks(self) -> str:
+        statuses = {c["status"] for c in self.checks}
+        if "fail" in statuses:
+            return "failed"
+        if statuses and statuses <= {"skip"}:
+            return "skipped"
+        return "ok"
+
+
+def skip_stage(ctx: StageContext, stage_id: str, reason: str) -> str:
+    """Report every item of a stage as skipped with the reason — never as a pass."""
+    for item in checklist.stage(stage_id).items:
+        ctx.check(item.id, "skip", detail=reason)
+    return "skipped"

@@ -1,0 +1,437 @@
+"""Stage 1 — sanity check: is this data fit to train on, with this model's tokenizer?
+
+Streams every file once, in batches: parse and validate each line (every problem kept with
+file:line), render valid records through the chat template, count tokens with the model's
+fast tokenizer in batches (the Rust tokenizer encodes a batch on all cores), and keep only the
+statistics. Then proves the stage's items with ``check`` events.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from array import array
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from engine import models
+from engine.records import (
+    REASONS, Problem, Record, find_files, iter_lines, load_tools, parse_line, split_of,
+)
+from engine.render import Renderer
+from engine.stages.base import StageContext
+
+#: Lines parsed and tokenized together (big enough to keep the tokenizer's threads busy).
+BATCH_RECORDS = 2048
+SYNTAX_REASONS = ("invalid_utf8", "invalid_json", "not_object", "duplicate", "too_long")
+FIELD_REASONS = ("missing_field", "not_string", "empty_field", "unknown_bucket", "bad_field")
+
+
+@dataclass
+class BucketStats:
+    tokens: array = field(default_factory=lambda: array("I"))
+    trained: array = field(default_factory=lambda: array("I"))
+
+    def summary(self) -> dict[str, Any]:
+        return {"records": len(self.tokens), **describe(self.tokens),
+                "trained_tokens": int(sum(self.trained))}
+
+
+def describe(values: Iterable[int]) -> dict[str, Any]:
+    data = sorted(values)
+    if not data:
+        return {"mean": 0.0, "p50": 0, "p95": 0, "max": 0, "total": 0}
+
+    def pct(p: float) -> int:
+        return data[min(len(data) - 1, int(round(p * (len(data) - 1))))]
+
+    total = sum(data)
+    return {"mean": round(total / len(data), 1), "p50": pct(0.5), "p95": pct(0.95),
+            "max": data[-1], "total": total}
+
+
+@dataclass
+class Report:
+    """Everything stage 1 found; the CLI prints it, the stage turns it into checks."""
+
+    files: list[str] = field(default_factory=list)
+    empty_files: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    lines: int = 0
+    records: Counter = field(default_factory=Counter)  # (split, bucket) -> count
+    buckets: dict[str, BucketStats] = field(default_factory=dict)  # train split
+    eval_tokens: BucketStats = field(default_factory=BucketStats)
+    over_seq: Counter = field(default_factory=Counter)  # stage -> records over its seq_len
+    roundtrip: dict[str, Any] = field(default_factory=dict)
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    model: str = ""
+    model_dir: str = ""
+    template: dict[str, Any] = field(default_factory=dict)
+    load_error: str | None = None
+    seconds: float = 0.0
+
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(p.reason for p in self.problems))
+
+    def train_tokens(self) -> BucketStats:
+        all_ = BucketStats()
+        for b in self.buckets.values():
+            all_.tokens.extend(b.tokens)
+            all_.trained.extend(b.trained)
+        return all_
+
+    def to_dict(self) -> dict[str, Any]:
+        train = self.train_tokens()
+        return {
+            "files": self.files, "empty_files": self.empty_files, "missing": self.missing,
+            "lines": self.lines, "seconds": round(self.seconds, 2),
+            "model": self.model, "template": self.template,
+            "records": {f"{s}/{b}": n for (s, b), n in sorted(self.records.items())},
+            "problem_counts": self.counts(),
+            "problems": [p.to_dict() for p in self.problems],
+            "tokens": {"train": train.summary(),
+                       "per_bucket": {b: s.summary() for b, s in sorted(self.buckets.items())},
+                       "eval": self.eval_tokens.summary()},
+            "over_seq_len": dict(self.over_seq), "roundtrip": self.roundtrip,
+            "samples": self.samples, "load_error": self.load_error,
+        }
+
+
+def run(ctx: StageContext) -> str:
+    cfg = ctx.cfg
+    paths = list(cfg["data"]["train"]) + list(cfg["data"]["eval"])
+    report = check_data(paths, cfg, ctx)
+    if ctx.run_dir is not None:
+        _save_problems(Path(ctx.run_dir), report)
+    prove(ctx, report)
+    return ctx.status_from_checks()
+
+
+def _save_problems(run_dir: Path, report: Report) -> None:
+    import json
+
+    from engine.runs import atomic_write
+    out = run_dir / "sanity"
+    lines = "".join(json.dumps(p.to_dict(), ensure_ascii=False) + "\n" for p in report.problems)
+    atomic_write(out / "problems.jsonl", lines)
+    summary = report.to_dict()
+    summary.pop("problems")
+    atomic_write(out / "report.json", json.dumps(summary, indent=2, ensure_ascii=False))
+
+
+def seq_lens(cfg: dict[str, Any]) -> dict[str, int]:
+    return {s: int(cfg[s]["seq_len"]) for s in ("dry_run", "mini", "full")}
+
+
+def check_data(paths: list[str], cfg: dict[str, Any], ctx: StageContext) -> Report:
+    """Read, validate, render and count every record under ``paths``."""
+    t0 = time.monotonic()
+    report = Report()
+    files, report.missing = find_files(paths)
+    report.files = [str(f) for f in files]
+    for m in report.missing:
+        ctx.emit("log", level="error", message=m)
+
+    report.model = models.describe(cfg)
+    try:
+        def progress(done: int, total: int, msg: str) -> None:
+            ctx.emit("progress", done=done, total=total, unit="model steps", eta_s=None)
+            ctx.emit("log", level="info", message=f"model: {msg}")
+        folder = models.resolve(cfg["model"]["id"], cfg["model"]["cache_dir"], progress)
+        report.model_dir = str(folder)
+        tok = models.load_tokenizer(folder, cfg["model"]["trust_remote_code"])
+        renderer = Renderer(tok, cfg["data"]["system_prompt"], load_tools(cfg["data"]["tools"]))
+    except (models.ModelError, ValueError, OSError) as exc:
+        report.load_error = str(exc)
+        ctx.emit("error", message=f"could not load the model's tokenizer: {exc}",
+                 detail=None, hint="Check model.id in the config (see `web4tui check --help`).")
+        _scan_without_tokenizer(files, report, cfg, ctx)
+        report.seconds = time.monotonic() - t0
+        return report
+
+    report.template = {"chat_template": renderer.has_template,
+                       "tools_via_template": renderer.native_tools}
+    scanner = _Scanner(report, cfg, renderer, tok, ctx)
+    scanner.scan(files)
+    report.seconds = time.monotonic() - t0
+    return report
+
+
+def _scan_without_tokenizer(files: list[Path], report: Report, cfg: dict[str, Any],
+                            ctx: StageContext) -> None:
+    """Still list every bad line when the tokenizer is unavailable."""
+    scanner = _Scanner(report, cfg, None, None, ctx)
+    scanner.scan(files)
+
+
+class _Scanner:
+    def __init__(self, report: Report, cfg: dict[str, Any], renderer: Renderer | None,
+                 tok: Any, ctx: StageContext) -> None:
+        self.report = report
+        self.cfg = cfg
+        self.renderer = renderer
+        self.tok = tok
+        self.ctx = ctx
+        self.fast = getattr(tok, "backend_tokenizer", None) if tok is not None else None
+        self.seq_lens = seq_lens(cfg)
+        self.max_seq = max(self.seq_lens.values())
+        self.max_token_bytes = _max_token_bytes(tok) if tok is not None else 64
+        self.seen: dict[bytes, str] = {}
+        sc = cfg["sanity"]
+        self.rng = random.Random(cfg["run"]["seed"])
+        self.reservoir: list[Record] = []
+        self.reservoir_size = max(sc["roundtrip_samples"], sc["show_samples"])
+        self.valid = 0
+        self.verified = False
+
+    # -- reading ------------------------------------------------------------------------
+    def scan(self, files: list[Path]) -> None:
+        total_bytes = sum(f.stat().st_size for f in files) or 1
+        done_bytes = 0
+        started = time.monotonic()
+        last_emit = 0.0
+        for f in files:
+            self.ctx.raise_if_stopped()
+            if f.stat().st_size == 0:
+                self.report.empty_files.append(str(f))
+            split = split_of(f)
+            batch: list[Record] = []
+            for number, raw in iter_lines(f):
+                self.report.lines += 1
+                rec = self._parse(str(f), number, raw, split)
+                if rec is not None:
+                    batch.append(rec)
+                if len(batch) >= BATCH_RECORDS:
+                    self._count(batch)
+                    batch = []
+                    self.ctx.raise_if_stopped()
+                    now = time.monotonic()
+                    if now - last_emit > 0.5:
+                        last_emit = now
+                        self._progress(done_bytes, total_bytes, started, f)
+            self._count(batch)
+            done_bytes += f.stat().st_size
+            self._progress(done_bytes, total_bytes, started, f)
+        self._finish()
+
+    def _progress(self, done: int, total: int, started: float, f: Path) -> None:
+        elapsed = time.monotonic() - started
+        eta = elapsed / done * (total - done) if done else None
+        self.ctx.emit("progress", done=round(done / 1e6, 2), total=round(total / 1e6, 2),
+                      unit="MB", eta_s=round(eta, 1) if eta is not None else None)
+
+    def _parse(self, path: str, number: int, raw: bytes, split: str) -> Record | None:
+        rec, problems = parse_line(path, number, raw, split)
+        if problems:
+            self.report.problems.extend(problems)
+            return None
+        assert rec is not None
+        key = hashlib.blake2b("\x1f".join((rec.bucket, rec.instruction, rec.input, rec.output))
+                              .encode("utf-8"), digest_size=16).digest()
+        first = self.seen.get(key)
+        if first is not None:
+            self.report.problems.append(Problem(path, number, "duplicate",
+                                                f"exact duplicate of {first}"))
+            if "duplicate" not in self.cfg["sanity"]["warn_only"]:
+                return None
+        else:
+            self.seen[key] = f"{path}:{number}"
+        if len(raw) > self.max_seq * self.max_token_bytes:
+            # Certainly over every sequence length: don't spend seconds tokenizing 50 MB.
+            self.report.problems.append(Problem(
+                path, number, "too_long",
+                f"{len(raw):,} bytes, far over the longest sequence length ({self.max_seq} "
+                "tokens); shorten or split the record"))
+            return None
+        return rec
+
+    # -- counting -----------------------------------------------------------------------
+    def _count(self, batch: list[Record]) -> None:
+        if not batch:
+            return
+        self.valid += len(batch)
+        for rec in batch:
+            self.report.records[(rec.split, rec.bucket)] += 1
+            self._sample(rec)
+        if self.renderer is None:
+            return
+        if not self.verified:
+            self.renderer.verify(batch[:64])
+            self.verified = True
+        rendered = [self.renderer.render(r) for r in batch]
+        prompt_n = self._lengths([r.prompt for r in rendered])
+        compl_n = self._lengths([r.completion for r in rendered])
+        warn_long = "too_long" in self.cfg["sanity"]["warn_only"]
+        for rec, p, c in zip(batch, prompt_n, compl_n):
+            n = p + c
+            for stage, limit in self.seq_lens.items():
+                if n > limit:
+                    self.report.over_seq[stage] += 1
+            if n > self.max_seq:
+                self.report.problems.append(Problem(
+                    rec.path, rec.line, "too_long",
+                    f"{n} tokens, over the longest sequence length ({self.max_seq}); the "
+                    "trainer would have to cut it" + ("" if warn_long else
+                                                      " — shorten or split the record")))
+            if rec.split == "train":
+                stats = self.report.buckets.setdefault(rec.bucket, BucketStats())
+            else:
+                stats = self.report.eval_tokens
+            stats.tokens.append(n)
+            stats.trained.append(c)
+
+    def _lengths(self, texts: list[str]) -> list[int]:
+        if self.fast is not None:
+            encode = getattr(self.fast, "encode_batch_fast", None) or self.fast.encode_batch
+            return [len(e.ids) for e in encode(texts, add_special_tokens=False)]
+        return [len(self.tok.encode(t, add_special_tokens=False)) for t in texts]
+
+    def _sample(self, rec: Record) -> None:
+        """Reservoir sampling: a uniform, seeded sample of valid records in one pass."""
+        if len(self.reservoir) < self.reservoir_size:
+            self.reservoir.append(rec)
+        else:
+            j = self.rng.randrange(self.valid)
+            if j < self.reservoir_size:
+                self.reservoir[j] = rec
+
+    # -- round-trip and samples ---------------------------------------------------------
+    def _finish(self) -> None:
+        self.report.problems.sort(key=lambda p: (p.path, p.line))
+        if self.renderer is None or not self.reservoir:
+            return
+        sc = self.cfg["sanity"]
+        picks = self.reservoir[: sc["roundtrip_samples"]]
+        failures = []
+        for rec in picks:
+            r = self.renderer.render(rec)
+            text = r.prompt + r.completion
+            ids = self.tok.encode(text, add_special_tokens=False)
+            back = self.tok.decode(ids, skip_special_tokens=False,
+                                   clean_up_tokenization_spaces=False)
+            if back != text:
+                at = next((i for i, (a, b) in enumerate(zip(text, back)) if a != b),
+                          min(len(text), len(back)))
+                failures.append({"record": f"{rec.path}:{rec.line}", "at_char": at,
+                                 "expected": text[max(0, at - 20): at + 20],
+                                 "got": back[max(0, at - 20): at + 20]})
+        self.report.roundtrip = {"checked": len(picks), "failed": len(failures),
+                                 "examples": failures[:5]}
+        shown = list(self.reservoir)
+        random.Random(self.cfg["run"]["seed"] + 1).shuffle(shown)
+        for rec in shown[: sc["show_samples"]]:
+            r = self.renderer.render(rec)
+            p_ids = self.tok.encode(r.prompt, add_special_tokens=False)
+            c_ids = self.tok.encode(r.completion, add_special_tokens=False)
+            self.report.samples.append({
+                "record": f"{rec.path}:{rec.line}", "id": rec.id, "bucket": rec.bucket,
+                "prompt": r.prompt, "completion": r.completion,
+                "prompt_tokens": len(p_ids), "trained_tokens": len(c_ids),
+                "trained_pieces": self.tok.convert_ids_to_tokens(c_ids[:48]),
+            })
+
+
+def _max_token_bytes(tok: Any) -> int:
+    try:
+        vocab = tok.get_vocab()
+    except Exception:
+        return 64
+    return max(16, max((len(t.encode("utf-8")) for t in vocab), default=16))
+
+
+# -- proving the items ----------------------------------------------------------------------
+def prove(ctx: StageContext, report: Report) -> None:
+    cfg = ctx.cfg
+    sc = cfg["sanity"]
+    counts = report.counts()
+    warn_only = set(sc["warn_only"])
+    listed = sc["max_listed"]
+
+    def listing(reasons: tuple[str, ...]) -> list[dict[str, Any]]:
+        out, per = [], Counter()
+        for p in report.problems:
+            if p.reason in reasons and per[p.reason] < listed:
+                per[p.reason] += 1
+                out.append({"where": p.where, "reason": p.reason, "message": p.message})
+        return out
+
+    total_records = sum(report.records.values())
+    syntax = {r: counts[r] for r in SYNTAX_REASONS if counts.get(r)}
+    hard = {r: n for r, n in syntax.items() if r not in warn_only}
+    detail = {"files": len(report.files), "lines": report.lines, "records": total_records,
+              "problems": syntax, "explain": {r: REASONS[r] for r in syntax},
+              "listed": listing(SYNTAX_REASONS), "empty_files": report.empty_files,
+              "missing": report.missing}
+    if report.missing or not report.files:
+        status = "fail"
+        value = "no JSONL files found" if not report.files else f"{len(report.missing)} missing"
+    elif hard:
+        status, value = "fail", f"{sum(hard.values())} bad lines"
+    elif syntax:
+        status, value = "warn", f"{sum(syntax.values())} lines to look at"
+    else:
+        status, value = "pass", f"{report.lines:,} lines OK in {len(report.files)} files"
+    ctx.check("sanity.valid_jsonl", status, value, detail=detail)
+
+    fields = {r: counts[r] for r in FIELD_REASONS if counts.get(r)}
+    ctx.check("sanity.fields", "fail" if fields else ("pass" if total_records else "fail"),
+              f"{sum(fields.values())} records with field problems" if fields
+              else (f"{total_records:,} records complete" if total_records else "no records"),
+              detail={"problems": fields, "explain": {r: REASONS[r] for r in fields},
+                      "listed": listing(FIELD_REASONS),
+                      "records": {f"{s}/{b}": n for (s, b), n in sorted(report.records.items())}})
+
+    if report.load_error:
+        ctx.check("sanity.loads", "fail", "tokenizer did not load",
+                  detail={"error": report.load_error})
+        for item in ("sanity.avg_tokens", "sanity.roundtrip", "sanity.samples"):
+            ctx.check(item, "skip", detail="needs the model's tokenizer")
+        ctx.check("sanity.totals", "skip", detail="needs the model's tokenizer")
+        return
+
+    train = report.train_tokens()
+    tstats = train.summary() if len(train.tokens) else report.eval_tokens.summary()
+    tok_detail = {"model": report.model, "template": report.template,
+                  "all": tstats, "per_bucket": {b: s.summary() for b, s in
+                                                sorted(report.buckets.items())},
+                  "eval": report.eval_tokens.summary(),
+                  "over_seq_len": {s: report.over_seq.get(s, 0) for s in seq_lens(cfg)},
+                  "seq_len": seq_lens(cfg)}
+    rendered = len(train.tokens) + len(report.eval_tokens.tokens)
+    ctx.check("sanity.loads", "pass" if rendered else "fail",
+              f"{rendered:,} records rendered with {report.model}" if rendered
+              else "no valid records to render", detail=tok_detail)
+
+    mean = tstats["mean"]
+    ctx.check("sanity.avg_tokens", "pass" if rendered and mean < sc["max_avg_tokens"] else "fail",
+              f"mean {mean:,.0f} tokens (p95 {tstats['p95']:,}, max {tstats['max']:,})",
+              detail=tok_detail)
+
+    rt = report.roundtrip
+    ctx.check("sanity.roundtrip", "fail" if rt.get("failed") else ("pass" if rt.get("checked")
+                                                                  else "skip"),
+              f"{rt.get('checked', 0) - rt.get('failed', 0)}/{rt.get('checked', 0)} exact",
+              detail=rt)
+
+    ctx.check("sanity.samples", "pass" if report.samples else "skip",
+              f"{len(report.samples)} shown", detail={"samples": report.samples})
+
+    n_train = len(train.tokens)
+    tokens = tstats["total"] if n_train else 0
+    lo_r, hi_r = sc["expected_records_min"], sc["expected_records_max"]
+    lo_t, hi_t = sc["expected_tokens_min"], sc["expected_tokens_max"]
+    inside = lo_r <= n_train <= hi_r and lo_t <= tokens <= hi_t
+    notes = []
+    if not lo_r <= n_train <= hi_r:
+        notes.append(f"{n_train:,} training records is outside {lo_r:,}-{hi_r:,}")
+    if not lo_t <= tokens <= hi_t:
+        notes.append(f"{tokens:,} training tokens is outside {lo_t:,}-{hi_t:,}")
+    per_bucket = {b: len(s.tokens) for b, s in sorted(report.buckets.items())}
+    ctx.check("sanity.totals", "pass" if inside else "warn",
+              f"{n_train:,} records, {tokens / 1e6:.2f}M tokens",
+              detail={"per_bucket": per_bucket, "notes": notes,
+                      "trained_tokens": int(sum(train.trained))})

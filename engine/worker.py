@@ -1,0 +1,183 @@
+"""The engine process working on one run: lock, pid, log, hello, stages, graceful stop.
+
+Started detached by :mod:`engine.launch` (its own session, so a closed terminal or a dropped
+SSH connection does not reach it). SIGTERM sets a flag; the running stage finishes its current
+step, saves what it has, and ends as ``cancelled``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import signal
+import sys
+import time
+import tomllib
+import traceback
+from pathlib import Path
+from typing import Any
+
+from engine import __version__, checklist, protocol
+from engine.runs import Run, RunLock, atomic_write
+from engine.stages import runner
+from engine.stages.base import Cancelled, StageContext
+
+log = logging.getLogger("engine")
+
+
+class StopFlag:
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def install(self) -> None:
+        def on_term(signum: int, frame: object) -> None:
+            self.requested = True
+            log.info("stop requested (signal %s): finishing the current step", signum)
+        signal.signal(signal.SIGTERM, on_term)
+        signal.signal(signal.SIGINT, on_term)
+        if hasattr(signal, "SIGHUP"):
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a dropped terminal is not a stop
+
+
+def _redirect_output(log_path: Path) -> None:
+    """Library noise (warnings, progress bars) goes to engine.log, never to the event stream."""
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    sys.stdout = os.fdopen(1, "w", buffering=1, encoding="utf-8", closefd=False)
+    sys.stderr = os.fdopen(2, "w", buffering=1, encoding="utf-8", closefd=False)
+
+
+def _setup_logging(log_path: Path) -> None:
+    handler = logging.FileHandler(log_path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+
+
+def backend_and_device(cfg: dict[str, Any]) -> tuple[str, str, str]:
+    """(backend, device, why) without importing the heavy libraries for stages that don't train."""
+    import importlib.util
+
+    want = cfg["train"]["backend"]
+    apple = sys.platform == "darwin" and platform.machine() == "arm64"
+    has_mlx = importlib.util.find_spec("mlx") is not None
+    if want == "auto":
+        backend = "mlx" if apple and has_mlx else "torch"
+        why = "Apple Silicon with mlx installed" if backend == "mlx" else (
+            "not Apple Silicon" if not apple else "mlx not installed")
+    else:
+        backend, why = want, "set in the config"
+    if backend == "mlx":
+        return backend, ("gpu" if apple else "cpu"), why
+    device = cfg["train"]["device"]
+    if device == "auto":
+        try:
+            import torch
+            if torch.backends.mps.is_available():
+                device = "mps"
+            elif torch.cuda.is_available():
+                device = "cuda"
+            else:
+                device = "cpu"
+        except ImportError:
+            device = "cpu"
+    return backend, device, why
+
+
+def work(run_dir: Path, stages: list[str], *, detach_output: bool = True) -> int:
+    """Run the given stages on a prepared run folder; returns the process exit code."""
+    run = Run(run_dir)
+    lock = RunLock(run)
+    lock.acquire()  # raises RunLocked with a message naming the holder
+    try:
+        if detach_output:
+            _redirect_output(run.log_path)
+        _setup_logging(run.log_path)
+        atomic_write(run.pid_path, f"{os.getpid()}\n")
+        cfg = tomllib.loads(run.config_path.read_text(encoding="utf-8"))
+        stop = StopFlag()
+        stop.install()
+        writer = protocol.EventWriter(run.events_path, run.name)
+        try:
+            return _run_stages(run, cfg, stages, writer, stop)
+        finally:
+            writer.close()
+    finally:
+        try:
+            run.pid_path.unlink()
+        except FileNotFoundError:
+            pass
+        lock.release()
+
+
+def _run_stages(run: Run, cfg: dict[str, Any], stages: list[str],
+                writer: protocol.EventWriter, stop: StopFlag) -> int:
+    backend, device, why = backend_and_device(cfg)
+    writer.emit("hello", stage=None, engine_version=__version__, pid=os.getpid(),
+                backend=backend, device=device, python=platform.python_version(),
+                argv=sys.argv, backend_reason=why)
+    log.info("engine %s pid %s: stages %s on %s/%s", __version__, os.getpid(), stages,
+             backend, device)
+    all_ok = True
+    for stage_id in stages:
+        spec = checklist.stage(stage_id)
+        writer.stage = stage_id
+        if stop():
+            writer.emit("stage_started", title=spec.title, total=None)
+            writer.emit("stage_finished", status="cancelled", duration_s=0.0,
+                        summary={"reason": "stopped before the stage began"})
+            run.set_stage_state(stage_id, "cancelled")
+            all_ok = False
+            continue
+        status = run_one(stage_id, cfg, writer.emit, stop, run)
+        all_ok = all_ok and status == "ok"
+    writer.stage = None
+    return 0 if all_ok else 1
+
+
+def run_one(stage_id: str, cfg: dict[str, Any], emit: Any, stop: Any, run: Run | None) -> str:
+    """One stage with its start/finish events and state, whatever happens inside it."""
+    spec = checklist.stage(stage_id)
+    ctx = StageContext(cfg=cfg, emit=emit, stop_requested=stop,
+                       run_dir=run.root if run else None)
+    if run:
+        run.set_stage_state(stage_id, "running")
+    emit("stage_started", title=spec.title, total=None)
+    t0 = time.monotonic()
+    summary: dict[str, Any] = {}
+    try:
+        status = runner(stage_id)(ctx)
+    except Cancelled:
+        status = "cancelled"
+        summary["reason"] = "stopped on request"
+    except Exception as exc:  # a bug or a device error: report it, keep the run folder sane
+        status = "failed"
+        log.exception("stage %s crashed", stage_id)
+        emit("error", message=f"{spec.title} failed: {exc}",
+             detail=traceback.format_exc(limit=8), hint=_hint(exc))
+    duration = round(time.monotonic() - t0, 3)
+    checks = {c["item"]: c["status"] for c in ctx.checks}
+    summary.setdefault("checks", checks)
+    emit("stage_finished", status=status, duration_s=duration, summary=summary)
+    if run:
+        run.set_stage_state(stage_id, status, duration_s=duration, checks=checks)
+    return status
+
+
+def _hint(exc: Exception) -> str:
+    text = str(exc).lower()
+    if "out of memory" in text or isinstance(exc, MemoryError):
+        return "Lower the sequence length or the batch size, or raise the memory budget."
+    if isinstance(exc, (FileNotFoundError, PermissionError)):
+        return "Check the path in the config (data.train, model.id) and its permissions."
+    return "See engine.log in the run folder for the full traceback."

@@ -1,0 +1,5 @@
+import sys
+
+from web4tui.cli import main
+
+sys.exit(main())
