@@ -57,7 +57,7 @@ def resolve(model_id: str, cache_dir: str = "", progress: Progress | None = None
     """A local HF folder for any model spec, converting or downloading once if needed."""
     progress = progress or (lambda done, total, msg: None)
     if model_id in ("", "default"):
-        return _from_gguf(default_gguf(), cache_root(cache_dir), progress, name=DEFAULT_NAME)
+        return _from_gguf(default_gguf(), cache_root(cache_dir), progress)
     path = Path(model_id).expanduser()
     if path.suffix == ".gguf":
         if not path.is_file():
@@ -101,10 +101,10 @@ def _fingerprint(path: Path) -> str:
                           ).hexdigest()[:12]
 
 
-def _from_gguf(gguf: Path, root: Path, progress: Progress, name: str | None = None) -> Path:
+def _from_gguf(gguf: Path, root: Path, progress: Progress) -> Path:
     from filelock import FileLock
 
-    name = name or gguf.stem
+    name = gguf.stem
     target = root / f"{name}-{_fingerprint(gguf)}"
     if (target / _DONE).exists():
         return target
