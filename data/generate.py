@@ -2828,14 +2828,13 @@ def log_block(rng: random.Random, service: str, pool: Pool) -> str:
     clock = rng.randint(0, 80000)  # seconds since midnight
     replicas = [hex_id(rng, 4) for _ in range(3)]
     lines = [f"--- logs: {service} ({env}, {region}) ---"]
-    for _ in range(rng.randint(14, 30)):
+    for _ in range(rng.randint(8, 18)):
         clock += rng.randint(0, 90)
         level, message = rng.choice(LOG_MESSAGES)
-        stamp = (f"{day}T{clock // 3600 % 24:02d}:{clock // 60 % 60:02d}:{clock % 60:02d}"
-                 f".{rng.getrandbits(10) % 1000:03d}Z")
+        stamp = f"{day}T{clock // 3600 % 24:02d}:{clock // 60 % 60:02d}:{clock % 60:02d}Z"
         detail = (f"method={rng.choice(LOG_METHODS)} path={rng.choice(LOG_PATHS)} "
-                  f"status={rng.choice(LOG_STATUSES)} duration_ms={rng.getrandbits(11) + 2} "
-                  f"req_id={hex_id(rng, 12)}")
+                  f"status={rng.choice(LOG_STATUSES)} duration_ms={rng.getrandbits(9) + 2} "
+                  f"req_id={hex_id(rng, 8)}")
         lines.append(f"{stamp} {level:<5} {service}[{rng.choice(replicas)}] {message} {detail}")
     return "\n".join(lines)
 
@@ -2943,7 +2942,7 @@ def release_notes_block(rng: random.Random, service: str, pool: Pool) -> str:
 def kv_block(rng: random.Random, service: str, pool: Pool) -> str:
     ent = rng.choice(pool.entities)
     lines = [f"--- kv dump: {ent.plural} (first rows) ---"]
-    for _ in range(rng.randint(5, 10)):
+    for _ in range(rng.randint(3, 6)):
         row = {"id": hex_id(rng, 8)}
         for name, kind in ent.fields:
             if kind == "int":
@@ -2960,19 +2959,85 @@ def kv_block(rng: random.Random, service: str, pool: Pool) -> str:
     return "\n".join(lines)
 
 
-CONTEXT_BLOCKS = (log_block, log_block, traceback_block, toml_block, code_block,
-                  ticket_block, release_notes_block, kv_block)
+def docs_block(rng: random.Random, service: str, pool: Pool) -> str:
+    slots = {"service": service, "env": weighted_env(rng)}
+    topics = rng.sample(TOOL_NEG_TOPICS, 2)
+    title = str(topics[0][0][0]).format(**slots)
+    body = "\n\n".join(answer.format(**slots) for _, answer in topics)
+    return f"--- docs excerpt: {title} ---\n{body}"
+
+
+RUNBOOK_STEPS = (
+    "Check the service dashboard for error rate and p99 latency per region.",
+    "Run `w4ctl logs {service} --env production --since 30m --level error` and look "
+    "for the first error after the last deploy.",
+    "Compare the current release with the previous one using `w4ctl releases diff`.",
+    "If the error started with a deploy, roll back first and investigate afterwards.",
+    "Check queue depth with `w4ctl queue stats`; a growing backlog means workers are "
+    "failing or too few.",
+    "Look at KV latency; if one region is slow, fail traffic over with "
+    "`w4ctl regions drain`.",
+    "Confirm the health endpoint answers quickly and does not call slow dependencies.",
+    "Post a status update in #incidents every 30 minutes until the issue is resolved.",
+    "After recovery, write the timeline in the incident ticket and schedule a review.",
+    "Scale {service} up temporarily if CPU stays above 80% for more than ten minutes.",
+    "Verify that the latest migration finished; a lock left behind blocks new deploys.",
+    "Make sure nobody rotates secrets during the incident unless they leaked.",
+)
+
+
+def runbook_block(rng: random.Random, service: str, pool: Pool) -> str:
+    steps = rng.sample(RUNBOOK_STEPS, rng.randint(4, 7))
+    lines = [f"--- runbook: {service} on-call ---"]
+    lines += [f"{i}. {step.format(service=service)}" for i, step in enumerate(steps, 1)]
+    return "\n".join(lines)
+
+
+CHAT_LINES = (
+    "anyone else seeing {service} being slow this morning?",
+    "yes, p99 went up right after the deploy, looking now",
+    "I think it's the new cache layer, the hit rate dropped a lot",
+    "can we hold the next release until we understand this?",
+    "the queue is backing up too, mostly retries from the webhook job",
+    "I checked the logs and the errors are all timeouts to the payment provider",
+    "let's not touch production until the on-call lead is back",
+    "staging looks fine with the same version, so it might be data related",
+    "I'll open a ticket and link the dashboards",
+    "customers in one region are reporting blank pages",
+    "reminder: any change to {service} needs a second reviewer this week",
+    "the migration from yesterday added an index, could that lock the table?",
+    "ok, rolling back would be my first move if it gets worse",
+    "I'll keep an eye on the error rate for the next hour",
+)
+
+
+def chat_block(rng: random.Random, service: str, pool: Pool) -> str:
+    lines = [f"--- #team-{service} chat ---"]
+    for text in rng.sample(CHAT_LINES, rng.randint(5, 9)):
+        lines.append(f"{rng.choice(pool.users)}: {text.format(service=service)}")
+    return "\n".join(lines)
+
+
+# (block, weight): prose and code blocks are cheaper in tokens than logs and dumps.
+CONTEXT_BLOCKS = ((log_block, 2), (traceback_block, 2), (toml_block, 1), (code_block, 6),
+                  (ticket_block, 2), (release_notes_block, 1), (kv_block, 1),
+                  (docs_block, 8), (runbook_block, 4), (chat_block, 4))
+
+
+def pick_block(rng: random.Random) -> Callable[[random.Random, str, Pool], str]:
+    blocks, weights = zip(*CONTEXT_BLOCKS)
+    return rng.choices(blocks, weights=weights)[0]
 
 
 def lengthen(record: Record, rng: random.Random, pool: Pool) -> Record:
     """Append context blocks to ``input`` until the record reaches its drawn length."""
-    target = int(rng.triangular(1300, 4300, 2100))
+    target = int(rng.triangular(1300, 4100, 2000))
     text = f"{record['instruction']}\n{record['input']}"
     service = next((s for s in pool.services if s in text), None) or rng.choice(pool.services)
     used = sum(len(str(record[field])) for field in ("instruction", "input", "output"))
     blocks: list[str] = []
     while used < target:
-        lines = rng.choice(CONTEXT_BLOCKS)(rng, service, pool).split("\n")
+        lines = pick_block(rng)(rng, service, pool).split("\n")
         kept: list[str] = []
         for line in lines:
             if used >= target and len(kept) >= 4:

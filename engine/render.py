@@ -34,15 +34,39 @@ class Rendered:
 
 
 def tools_system_text(tools: list[dict[str, Any]]) -> str:
-    """The compact tool listing for templates without tools support."""
-    lines = ["You can call these tools. To call one, answer with exactly one JSON object "
+    """The compact tool listing for templates without tools support.
+
+    One signature line per tool instead of whole JSON Schemas: eight schemas cost ~2,000
+    tokens with a small model's tokenizer — more than a dry run's whole sequence — while the
+    signatures carry what the model needs (names, argument types, enums, which are optional).
+    """
+    lines = ['Tools you can call. To call one, answer with exactly one JSON object '
              '{"tool": NAME, "arguments": {...}} and nothing else.']
     for t in tools:
         fn = t.get("function", t)
-        lines.append(json.dumps({"name": fn.get("name"), "description": fn.get("description", ""),
-                                 "parameters": fn.get("parameters", {})},
-                                ensure_ascii=False, separators=(",", ":")))
+        params = fn.get("parameters") or {}
+        required = set(params.get("required", []))
+        args = ", ".join(f"{name}{'' if name in required else '?'}: {_type_text(spec)}"
+                         for name, spec in (params.get("properties") or {}).items())
+        desc = (fn.get("description") or "").strip().split("\n")[0]
+        lines.append(f"- {fn.get('name')}({args})" + (f" - {desc}" if desc else ""))
     return "\n".join(lines)
+
+
+def _type_text(spec: dict[str, Any]) -> str:
+    if not isinstance(spec, dict):
+        return "any"
+    if "enum" in spec:
+        return "|".join(json.dumps(v) if not isinstance(v, str) else v for v in spec["enum"])
+    kind = spec.get("type", "any")
+    if isinstance(kind, list):
+        return "|".join(map(str, kind))
+    if kind == "array":
+        return f"list[{_type_text(spec.get('items', {}))}]"
+    if kind == "object" and spec.get("properties"):
+        inner = ", ".join(f"{k}: {_type_text(v)}" for k, v in spec["properties"].items())
+        return "{" + inner + "}"
+    return {"string": "str", "integer": "int", "number": "float", "boolean": "bool"}.get(kind, kind)
 
 
 def _as_template_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -104,17 +128,22 @@ class Renderer:
         return own if isinstance(own, list) and own else (self.tools or None)
 
     def render(self, record: Record) -> Rendered:
-        tools = self.tools_for(record)
         if not self.fast:
-            return self.render_slow(record.user_text, record.output, tools)
+            return self.render_slow(record.user_text, record.output, self.tools_for(record))
+        before_user, after_user, before_out, after_out = self.frame(record)
+        return Rendered(before_user + record.user_text + after_user,
+                        before_out + record.output + after_out)
+
+    def frame(self, record: Record) -> tuple[str, str, str, str]:
+        """The template text around the record's user text and output (fast path only):
+        (before user, after user, before output, after output)."""
+        tools = self.tools_for(record)
         key = (tools is not None, json.dumps(tools, sort_keys=True) if tools else "")
         frame = self._frames.get(key)
         if frame is None:
             frame = self._frame(tools)
             self._frames[key] = frame
-        before_user, after_user, before_out, after_out = frame
-        return Rendered(before_user + record.user_text + after_user,
-                        before_out + record.output + after_out)
+        return frame
 
     def _frame(self, tools: list[dict[str, Any]] | None) -> tuple[str, str, str, str]:
         r = self.render_slow(_USER, _ASSISTANT, tools)

@@ -157,6 +157,8 @@ def check_data(paths: list[str], cfg: dict[str, Any], ctx: StageContext) -> Repo
                        "tools_via_template": renderer.native_tools}
     scanner = _Scanner(report, cfg, renderer, tok, ctx)
     scanner.scan(files)
+    report.template["fast_render"] = renderer.fast
+    report.template["frame_counted_once"] = scanner.by_parts
     report.seconds = time.monotonic() - t0
     return report
 
@@ -187,6 +189,8 @@ class _Scanner:
         self.reservoir_size = max(sc["roundtrip_samples"], sc["show_samples"])
         self.valid = 0
         self.verified = False
+        self.by_parts = False
+        self.frame_counts: dict[tuple[str, ...], tuple[int, ...]] = {}
 
     # -- reading ------------------------------------------------------------------------
     def scan(self, files: list[Path]) -> None:
@@ -261,10 +265,14 @@ class _Scanner:
             return
         if not self.verified:
             self.renderer.verify(batch[:64])
+            self.by_parts = self.renderer.fast and self._parts_match(batch[:64])
             self.verified = True
-        rendered = [self.renderer.render(r) for r in batch]
-        prompt_n = self._lengths([r.prompt for r in rendered])
-        compl_n = self._lengths([r.completion for r in rendered])
+        if self.by_parts:
+            prompt_n, compl_n = self._lengths_by_parts(batch)
+        else:
+            rendered = [self.renderer.render(r) for r in batch]
+            prompt_n = self._lengths([r.prompt for r in rendered])
+            compl_n = self._lengths([r.completion for r in rendered])
         warn_long = "too_long" in self.cfg["sanity"]["warn_only"]
         for rec, p, c in zip(batch, prompt_n, compl_n):
             n = p + c
@@ -284,10 +292,49 @@ class _Scanner:
             stats.tokens.append(n)
             stats.trained.append(c)
 
+    def _lengths_by_parts(self, batch: list[Record]) -> tuple[list[int], list[int]]:
+        """Token counts with the template frame counted once per frame, not per record.
+
+        The frame (system prompt, tool listing, role markers) is the same for thousands of
+        records and can be most of their tokens; only the record's own text is encoded.
+        Exact because the frame meets the record's text at special tokens and line breaks,
+        which the tokenizer never merges across — verified on the first batch by
+        :meth:`_parts_match`, else every record is encoded whole.
+        """
+        users = self._lengths([r.user_text for r in batch])
+        outs = self._lengths([r.output for r in batch])
+        prompt_n, compl_n = [], []
+        for rec, u, o in zip(batch, users, outs):
+            a, b, c, d = self._frame_counts(rec)
+            prompt_n.append(a + u + b)
+            compl_n.append(c + o + d)
+        return prompt_n, compl_n
+
+    def _frame_counts(self, rec: Record) -> tuple[int, int, int, int]:
+        frame = self.renderer.frame(rec)  # type: ignore[union-attr]
+        counts = self.frame_counts.get(frame)
+        if counts is None:
+            counts = tuple(self._lengths(list(frame)))  # type: ignore[assignment]
+            self.frame_counts[frame] = counts  # type: ignore[assignment]
+        return counts  # type: ignore[return-value]
+
+    def _parts_match(self, sample: list[Record]) -> bool:
+        for rec in sample:
+            a, b, c, d = self.renderer.frame(rec)  # type: ignore[union-attr]
+            whole = self._ids(a + rec.user_text + b) + self._ids(c + rec.output + d)
+            parts = (self._ids(a) + self._ids(rec.user_text) + self._ids(b)
+                     + self._ids(c) + self._ids(rec.output) + self._ids(d))
+            if whole != parts:
+                return False
+        return True
+
+    def _ids(self, text: str) -> list[int]:
+        return list(self.tok.encode(text, add_special_tokens=False)) if text else []
+
     def _lengths(self, texts: list[str]) -> list[int]:
         if self.fast is not None:
             encode = getattr(self.fast, "encode_batch_fast", None) or self.fast.encode_batch
-            return [len(e.ids) for e in encode(texts, add_special_tokens=False)]
+            return [len(e) for e in encode(texts, add_special_tokens=False)]
         return [len(self.tok.encode(t, add_special_tokens=False)) for t in texts]
 
     def _sample(self, rec: Record) -> None:
