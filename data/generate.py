@@ -3031,7 +3031,7 @@ def pick_block(rng: random.Random) -> Callable[[random.Random, str, Pool], str]:
 
 def lengthen(record: Record, rng: random.Random, pool: Pool) -> Record:
     """Append context blocks to ``input`` until the record reaches its drawn length."""
-    target = int(rng.triangular(1300, 4100, 2000))
+    target = int(rng.triangular(1200, 3600, 1650))
     text = f"{record['instruction']}\n{record['input']}"
     service = next((s for s in pool.services if s in text), None) or rng.choice(pool.services)
     used = sum(len(str(record[field])) for field in ("instruction", "input", "output"))

@@ -1,0 +1,121 @@
+"""Stage 1 speed and memory on a large generated dataset, against the naive loop.
+
+    python tests/bench/bench_check.py [--records 40000] [--data DIR]
+
+Prints, measured side by side in this one run (each in a fresh process):
+  - the naive loop: json.loads + tokenizer.encode of the rendered prompt and completion,
+    record by record (no validation, no statistics — a lower bound on the naive cost);
+  - web4tui's stage 1 (check_data: validation, duplicates, token statistics, round-trip,
+    samples) on the same files;
+  - their ratio, and stage 1's peak memory on a quarter of the data and on all of it
+    (streaming: the peak should not grow with the dataset beyond the statistics kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+NAIVE = r"""
+import json, resource, sys, time
+from pathlib import Path
+from engine import config, models
+from engine.records import load_tools, parse_line
+from engine.render import Renderer
+cfg = config.load(None, [])
+tok = models.load_tokenizer(models.resolve(cfg["model"]["id"]))
+renderer = Renderer(tok, cfg["data"]["system_prompt"], load_tools(cfg["data"]["tools"]))
+t0 = time.perf_counter()
+tokens = records = 0
+for f in sorted(Path(sys.argv[1]).rglob("*.jsonl")):
+    with open(f, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            rec, _ = parse_line(str(f), n, line.encode(), "train")
+            r = renderer.render(rec)
+            tokens += len(tok.encode(r.prompt, add_special_tokens=False))
+            tokens += len(tok.encode(r.completion, add_special_tokens=False))
+            records += 1
+dt = time.perf_counter() - t0
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"seconds": dt, "records": records, "tokens": tokens, "peak_mb": peak}))
+"""
+
+OURS = r"""
+import json, resource, sys, time
+from engine import config
+from engine.stages import sanity
+from engine.stages.base import StageContext
+cfg = config.load(None, [])
+ctx = StageContext(cfg=cfg, emit=lambda *a, **k: None)
+t0 = time.perf_counter()
+report = sanity.check_data(sys.argv[1:], cfg, ctx)
+dt = time.perf_counter() - t0
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+train = report.train_tokens().summary()
+print(json.dumps({"seconds": dt, "records": train["records"], "tokens": train["total"],
+                  "peak_mb": peak, "problems": len(report.problems),
+                  "frame_counted_once": report.template.get("frame_counted_once")}))
+"""
+
+
+def child(code: str, *args: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True,
+                         text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--records", type=int, default=40000)
+    ap.add_argument("--data", default=str(ROOT / "bench-data" / "large"))
+    args = ap.parse_args()
+    data = Path(args.data)
+    stamp = data / f".records-{args.records}"
+    if not stamp.exists():
+        print(f"generating {args.records:,} records into {data} …", flush=True)
+        subprocess.run([sys.executable, str(ROOT / "data" / "generate.py"), "--large",
+                        str(args.records), "--out", str(data)], check=True)
+        stamp.touch()
+    files = sorted(str(p) for p in (data / "train").glob("*.jsonl"))
+    size_mb = sum(Path(f).stat().st_size for f in files) / 1e6
+
+    # Warm the model cache and the page cache so neither side pays for them.
+    child(OURS, files[0])
+
+    quarter = data / "quarter"
+    if not quarter.exists():
+        quarter.mkdir()
+        for f in files:
+            lines = Path(f).read_text(encoding="utf-8").splitlines(keepends=True)
+            (quarter / Path(f).name).write_text("".join(lines[: len(lines) // 4]),
+                                                encoding="utf-8")
+
+    naive = child(NAIVE, str(data / "train"))
+    ours = child(OURS, *files)
+    small = child(OURS, str(quarter))
+
+    print(f"\ndataset: {ours['records']:,} records, {ours['tokens'] / 1e6:.1f}M tokens, "
+          f"{size_mb:.0f} MB")
+    print(f"naive loop (json.loads + tokenizer.encode per record): {naive['seconds']:6.1f} s  "
+          f"({naive['tokens'] / naive['seconds'] / 1e3:,.0f}k tokens/s)")
+    print(f"web4tui check (all of stage 1):                        {ours['seconds']:6.1f} s  "
+          f"({ours['tokens'] / ours['seconds'] / 1e3:,.0f}k tokens/s)")
+    print(f"speed-up: {naive['seconds'] / ours['seconds']:.2f}x   (target: >= 2x, <= 30 s)")
+    print(f"token counts agree: {naive['tokens'] == ours['tokens']} "
+          f"({naive['tokens']:,} vs {ours['tokens']:,})")
+    print(f"peak memory: {small['peak_mb']:.0f} MB on {small['records']:,} records, "
+          f"{ours['peak_mb']:.0f} MB on {ours['records']:,} records")
+    return 0
+
+
+if __name__ == "__main__":
+    t = time.time()
+    code = main()
+    print(f"(benchmark took {time.time() - t:.0f} s)")
+    sys.exit(code)
