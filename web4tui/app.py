@@ -51,6 +51,7 @@ class Web4App(App[None]):
         self.hello: dict[str, Any] = {}
         self.progress: dict[str, str] = {}
         self.started_at: float | None = None
+        self.last_ts = 0.0
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -94,6 +95,7 @@ class Web4App(App[None]):
 
     def _apply(self, ev: Event) -> None:
         log = self.query_one("#log", RichLog)
+        self.last_ts = ev.ts
         if ev.type == "hello":
             self.hello = ev.payload
             self.started_at = ev.ts
@@ -175,7 +177,8 @@ class Web4App(App[None]):
         if running:
             parts.append(f"stage {running[0]}")
         if self.started_at:
-            parts.append(f"elapsed {int(time.time() - self.started_at)}s")
+            end = time.time() if running else self.last_ts
+            parts.append(f"elapsed {int(max(0.0, end - self.started_at))}s")
         self.sub_title = " · ".join(parts)
 
     # -- actions --------------------------------------------------------------------------
