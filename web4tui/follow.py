@@ -6,6 +6,7 @@ follower. The reader never re-reads the file; it keeps its offset (see engine.pr
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Callable, Iterator
 
@@ -20,14 +21,24 @@ class Follower:
         self.started: set[str] = set()
         self.finished: dict[str, str] = {}
 
-    def poll(self) -> list[Event]:
-        events = self.reader.poll()
+    def poll(self, max_bytes: int | None = None) -> list[Event]:
+        """What is new since the last poll (at most ``max_bytes`` of it); a stat when idle."""
+        if not self.pending():
+            return []
+        events = self.reader.poll(max_bytes)
         for ev in events:
             if ev.type == "stage_started" and ev.stage:
                 self.started.add(ev.stage)
             elif ev.type == "stage_finished" and ev.stage:
                 self.finished[ev.stage] = ev.get("status", "")
         return events
+
+    def pending(self) -> bool:
+        """Bytes written that we have not read yet (one stat, no read)."""
+        try:
+            return os.stat(self.reader.path).st_size > self.reader.offset
+        except FileNotFoundError:
+            return False
 
     def engine_died(self) -> bool:
         """A stage started and never finished, and no engine is alive to finish it."""
