@@ -82,7 +82,7 @@ class RunState:
         self.log: deque[LogLine] = deque(maxlen=log_lines)
         self.log_total = 0  # lines ever added: the log pane appends only what is new
         self.artifacts: list[dict[str, Any]] = []
-        self.eventsseen = 0
+        self.events_seen = 0
         self.engine_died = False
         self._dirty: set[str] = set()
 
@@ -90,7 +90,7 @@ class RunState:
     def apply(self, events: Iterable[Event]) -> set[str]:
         """Fold a batch in; returns the parts of the screen that changed."""
         for ev in events:
-            self.eventsseen += 1
+            self.events_seen += 1
             self.last_ts = ev.ts
             handler = getattr(self, "_on_" + ev.type, None)
             if handler is not None:
@@ -134,6 +134,7 @@ class RunState:
         self.progress.pop(ev.stage, None)
         if self.current_stage == ev.stage:
             self.current_stage = None
+        self._mark("header", "tree")
         self._add_log("info", ev.stage, f"finished {ev.get('status')} in "
                       f"{_num(duration, '.1f')}s")
 
