@@ -43,11 +43,12 @@ def make_app() -> Callable[..., Web4App]:
 
 
 @pytest.fixture
-def live_pid() -> Iterator[int]:
+def fake_engine() -> Iterator[subprocess.Popen]:
     """A harmless live process standing in for an engine (it is what SIGTERM reaches)."""
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    yield proc.pid
-    proc.kill()
+    yield proc
+    if proc.poll() is None:
+        proc.kill()
     proc.wait()
 
 

@@ -145,11 +145,9 @@ async def test_dead_engine_is_noticed_with_the_end_of_engine_log(runs, make_app)
         assert "engine died" in notes(app)
 
 
-async def test_stop_asks_first_then_sends_sigterm(runs, make_app, live_pid, monkeypatch) -> None:
+async def test_stop_asks_first_then_sends_sigterm(runs, make_app, fake_engine) -> None:
     run = runs("passing")
-    (run.root / "engine.pid").write_text(f"{live_pid}\n")
-    sent: list[tuple[int, int]] = []
-    monkeypatch.setattr("os.kill", lambda pid, sig: sent.append((pid, sig)))
+    (run.root / "engine.pid").write_text(f"{fake_engine.pid}\n")
     app = make_app(run)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause(0.2)
@@ -158,10 +156,9 @@ async def test_stop_asks_first_then_sends_sigterm(runs, make_app, live_pid, monk
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("n")
         await pilot.pause(0.1)
-        assert (live_pid, signal.SIGTERM) not in sent
+        assert fake_engine.poll() is None
         await pilot.press("s", "y")
-        await pilot.pause(0.1)
-        assert (live_pid, signal.SIGTERM) in sent
+        assert fake_engine.wait(timeout=5) == -signal.SIGTERM
 
 
 async def test_stop_without_engine_says_so(runs, make_app) -> None:
@@ -208,13 +205,9 @@ async def test_panes_toggle(runs, make_app) -> None:
             assert app.screen.query_one(pane).display
 
 
-async def test_quit_leaves_a_running_engine_alone(runs, make_app, live_pid, monkeypatch) -> None:
+async def test_quit_leaves_a_running_engine_alone(runs, make_app, fake_engine) -> None:
     run = runs("passing")
-    (run.root / "engine.pid").write_text(f"{live_pid}\n")
-    sent: list[int] = []
-    real_kill = __import__("os").kill
-    monkeypatch.setattr("os.kill", lambda pid, sig: sent.append(sig) if sig else
-                        real_kill(pid, sig))
+    (run.root / "engine.pid").write_text(f"{fake_engine.pid}\n")
     app = make_app(run)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("q")
@@ -223,7 +216,8 @@ async def test_quit_leaves_a_running_engine_alone(runs, make_app, live_pid, monk
         await pilot.press("l")
         await pilot.pause(0.1)
     assert app.return_value and "keeps working on passing" in app.return_value
-    assert sent == []
+    time.sleep(0.2)
+    assert fake_engine.poll() is None  # still alive
 
 
 async def test_quit_without_engine_just_quits(runs, make_app) -> None:
