@@ -28,6 +28,7 @@ class Settings:
     theme: str = _doc("web4-dark", "Theme name: web4-dark, web4-light, web4-high-contrast or any Textual theme.")
     poll_interval_s: float = _doc(0.1, "How often the events file is checked for new lines (a cheap stat).")
     liveness_interval_s: float = _doc(1.0, "How often the engine's pid is checked to notice an engine that died.")
+    live_redraw_s: float = _doc(0.5, "Fastest redraw of the loss and memory panes while a run streams; readings in between are folded in, not lost.")
     replay_chunk_bytes: int = _doc(4_000_000, "Bytes of history decoded per step on attach, so the screen stays live while replaying.")
     smoothing_span: int = _doc(20, "Span in steps of the exponential moving average drawn as the smoothed loss.")
     trend_window: int = _doc(50, "Steps back the loss trend compares the smoothed loss against.")

@@ -8,6 +8,7 @@ Engine control (run, stop, resume, re-run) goes through the run folder and
 
 from __future__ import annotations
 
+import time
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from web4tui.widgets.memory_pane import MemoryPane
 from web4tui.widgets.run_header import RunHeader
 from web4tui.widgets.samples_pane import SamplesPane
 
+LIVE_PARTS = {"loss", "memory"}
 PANES = ("loss", "memory", "samples", "advice", "log", "detail")
 DEFAULTS_TOML = Path(checklist.__file__).with_name("defaults.toml")  # read as data, not imported
 
@@ -52,6 +54,8 @@ class MainScreen(Screen[None]):
         self.engine_alive = bool(run and run.pid())
         self.cfg = _read_cfg(run)
         self.starting = False
+        self._held: set[str] = set()  # high-rate parts waiting for their next redraw
+        self._last_live_redraw = 0.0
 
     def _new_state(self) -> RunState:
         s = self.settings
@@ -89,8 +93,16 @@ class MainScreen(Screen[None]):
         if self.follower is None:
             return
         events = self.follower.poll(self.settings.replay_chunk_bytes)
-        if events:
-            self._redraw(self.state.apply(events))
+        dirty = self.state.apply(events) if events else set()
+        # Loss and memory readings stream many times a second; draw them at a calmer pace.
+        self._held |= dirty & LIVE_PARTS
+        now = time.monotonic()
+        if self._held and now - self._last_live_redraw >= self.settings.live_redraw_s:
+            dirty |= self._held
+            self._held = set()
+            self._last_live_redraw = now
+        if dirty:
+            self._redraw(dirty - self._held)
         if self.follower.pending():  # replaying a long history: next chunk after this frame
             self.call_after_refresh(self.poll)
 

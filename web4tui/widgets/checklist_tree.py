@@ -70,10 +70,12 @@ def _value(check: dict[str, Any] | None) -> str:
 def _stage_suffix(state: RunState, stage_id: str, st: str, now: float) -> str:
     p = state.progress.get(stage_id)
     if st == "running" and p:
+        # Whole percents and a coarse ETA: the line changes about once a second at most.
         done, total = p.get("done"), p.get("total")
-        part = f"  {done}/{total}" if total else f"  {done}"
+        part = (f"  {int(100 * done / total)}%" if isinstance(done, (int, float)) and total
+                else f"  {done}")
         eta = state.stage_eta(stage_id, now)
-        return part + (f" ETA {fmt_duration(eta)}" if eta is not None else "")
+        return part + (f" ETA {fmt_duration(eta, coarse=True)}" if eta is not None else "")
     items = [state.checks[i.id]["status"] for i in checklist.stage(stage_id).items
              if i.id in state.checks]
     if not items:

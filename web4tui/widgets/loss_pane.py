@@ -24,7 +24,9 @@ class LossPane(Widget):
 
     def show(self, state: RunState) -> None:
         self.state = state
-        self.border_title = f"Loss · {state.loss_stage}" if state.loss_stage else "Loss"
+        title = f"Loss · {state.loss_stage}" if state.loss_stage else "Loss"
+        if title != self.border_title:  # a title change repaints around the pane
+            self.border_title = title
         self.refresh()
 
     def trend(self) -> str:
