@@ -97,8 +97,10 @@ async def test_cancelled_run_resumes_from_the_cancelled_stage(runs, make_app, st
         assert "the engine did not start" in str([n.title for n in app._notifications])
 
 
-async def test_malformed_lines_are_skipped_and_a_partial_line_waits(runs, make_app) -> None:
+async def test_malformed_lines_are_skipped_and_a_partial_line_waits(runs, make_app,
+                                                                    fake_engine) -> None:
     run = runs("malformed")
+    (run.root / "engine.pid").write_text(f"{fake_engine.pid}\n")  # it is mid-write
     app = make_app(run)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause(0.3)
@@ -113,8 +115,9 @@ async def test_malformed_lines_are_skipped_and_a_partial_line_waits(runs, make_a
         assert label(app, "sanity").startswith("✓")
 
 
-async def test_attach_replays_then_follows_incrementally(runs, make_app) -> None:
+async def test_attach_replays_then_follows_incrementally(runs, make_app, fake_engine) -> None:
     run = runs("passing")
+    (run.root / "engine.pid").write_text(f"{fake_engine.pid}\n")
     app = make_app(run)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause(0.3)
@@ -131,6 +134,19 @@ async def test_attach_replays_then_follows_incrementally(runs, make_app) -> None
         await pilot.pause(0.3)
         assert reads and reads[0] > 0  # it read on from where it was
         assert "! disk almost full" in log_text(app)
+
+
+async def test_a_finished_run_is_polled_slowly_and_still_follows(runs, make_app) -> None:
+    run = runs("passing")
+    app = make_app(run, liveness_interval_s=0.2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.2)
+        assert app.screen._fast_poll._active.is_set() is False  # no engine: no 10 Hz timer
+        with open(run.events, "a") as fh:  # e.g. `web4tui run` started in another terminal
+            fh.write('{"v": 1, "seq": 50, "ts": 1760000100, "run": "passing", "stage": null, '
+                     '"type": "log", "level": "info", "message": "hello from elsewhere"}\n')
+        await pilot.pause(0.5)
+        assert "hello from elsewhere" in log_text(app)
 
 
 async def test_dead_engine_is_noticed_with_the_end_of_engine_log(runs, make_app) -> None:

@@ -84,7 +84,9 @@ class MainScreen(Screen[None]):
         tree.cursor_line = 0
         tree.focus()
         self._redraw({"header", "loss", "memory", "samples", "advice", "log"})
-        self.set_interval(self.settings.poll_interval_s, self.poll)
+        # Fast polling only while an engine can write; a finished run is checked once a second.
+        self._fast_poll = self.set_interval(self.settings.poll_interval_s, self.poll,
+                                            pause=not self.engine_alive)
         self.set_interval(self.settings.liveness_interval_s, self.check_engine)
         self.poll()
 
@@ -127,6 +129,11 @@ class MainScreen(Screen[None]):
         """Once a second: is the engine alive? Did it die with a stage unfinished?"""
         alive = bool(self.run and self.run.pid())
         self.engine_alive = alive
+        if alive or self.starting:
+            self._fast_poll.resume()
+        else:
+            self._fast_poll.pause()
+            self.poll()
         dirty = {"header"}
         if alive:
             dirty.add("tree")  # ETAs count down
@@ -214,6 +221,7 @@ class MainScreen(Screen[None]):
         if self._busy():
             return
         self.starting = True
+        self._fast_poll.resume()
         self.notify(f"starting the engine: {', '.join(stages)}")
         self._start_worker(stages, self.run.name if self.run else None)
 

@@ -45,8 +45,8 @@ class LossPane(Widget):
     def render(self) -> Content:
         state = self.state
         if state is None or not state.loss.raw:
-            return Content.from_markup("[$text-muted]no training loss yet — stages 2–4 "
-                                       "report it here[/]")
+            return Content.from_markup("[$text-muted]no loss yet (stages 2–4 report it)"
+                                       "[/]")
         hist, m = state.loss, state.metric
         width, height = self.content_size.width, self.content_size.height
         head = (f"[b]{hist.raw[-1]:.3f}[/b] ema {hist.ema:.3f} {self.trend()} "

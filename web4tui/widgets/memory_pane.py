@@ -34,8 +34,8 @@ class MemoryPane(Widget):
     def render(self) -> Content:
         mem = self.state.memory if self.state else {}
         if not mem:
-            return Content.from_markup("[$text-muted]no memory readings yet — training "
-                                       "stages report them here[/]")
+            return Content.from_markup("[$text-muted]no memory readings yet (training "
+                                       "stages)[/]")
         peaks = self.state.peaks
         budget = _f(mem.get("budget_gb"))
         rows = [("process", _f(mem.get("rss_gb")), budget, peaks.get("rss_gb")),

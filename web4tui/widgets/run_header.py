@@ -1,22 +1,24 @@
 """One header line: run, backend/device, current stage, elapsed and ETA.
 
-Drawn only when its text changes, so a running engine costs one repaint per second.
+Repainted only when its text changes (a plain refresh, no layout pass), so a running engine
+costs one small repaint per second.
 """
 
 from __future__ import annotations
 
 import time
 
-from textual.widgets import Static
+from textual.content import Content
+from textual.widget import Widget
 
 from web4tui.charts import fmt_duration
 from web4tui.run_state import RunState
 
 
-class RunHeader(Static):
+class RunHeader(Widget):
     def __init__(self, **kwargs) -> None:  # noqa: ANN003
-        super().__init__("", markup=False, **kwargs)
-        self._text = ""
+        super().__init__(**kwargs)
+        self.text = ""
 
     def show(self, run_name: str | None, state: RunState, engine_alive: bool) -> None:
         now = time.time()
@@ -40,6 +42,9 @@ class RunHeader(Static):
             if eta is not None:
                 parts.append(f"ETA {fmt_duration(eta)}")
         text = " │ ".join(parts)
-        if text != self._text:
-            self._text = text
-            self.update(text)
+        if text != self.text:
+            self.text = text
+            self.refresh()
+
+    def render(self) -> Content:
+        return Content(self.text)

@@ -22,8 +22,8 @@ class SamplesPane(Widget):
     def render(self) -> Content:
         samples = self.state.samples if self.state else {}
         if not samples:
-            return Content.from_markup("[$text-muted]no samples yet — generations appear "
-                                       "here per bucket as training runs[/]")
+            return Content.from_markup("[$text-muted]no samples yet (training "
+                                       "stages)[/]")
         width, height = self.content_size.width, self.content_size.height
         per_bucket = max(1, height // max(1, len(samples)))
         lines: list[Content] = []
