@@ -21,7 +21,7 @@ class HelpScreen(ModalScreen[None]):
         self.keymap = keymap
 
     def compose(self) -> ComposeResult:
-        rows = [f"{key_for(c, self.keymap):>8}  {c.title:<50} {c.id}" for c in ALL_COMMANDS]
+        rows = [f"{key_for(c, self.keymap):>8}  {c.title:<48} {c.id}" for c in ALL_COMMANDS]
         text = "\n".join([
             "Keys (remap by id in [keys] of the settings file)", "", *rows,
             f"{'ctrl+p':>8}  Command palette: every action by name", "",
