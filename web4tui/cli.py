@@ -104,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
 def _app(run: RunFolder | None, *, new: bool) -> int:
     from web4tui.app import Web4App  # Textual loads only for the app
 
-    Web4App(run=run).run()
+    message = Web4App(run=run).run()
+    if message:
+        print(message)
     return 0
 
 
