@@ -75,8 +75,11 @@ run: setup
 test: setup
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q
 
+# Each benchmark prints its own figures, measured side by side in one run.
 bench: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python tests/bench/bench_check.py
+	HF_HUB_OFFLINE=1 $(BIN)/python tests/bench/bench_train.py
+	HF_HUB_OFFLINE=1 $(BIN)/python tests/bench/bench_ui.py
 
 demo-data: setup
 	$(BIN)/python data/generate.py

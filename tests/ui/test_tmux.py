@@ -47,7 +47,7 @@ def test_run_stage_one_from_the_keyboard_then_reattach(outputs: Path) -> None:
     session = f"web4tui-test-{os.getpid()}"
     try:
         launch(session, outputs)
-        wait_for(session, r"new run \(default config\)", 20)
+        wait_for(session, r"new run \(default config\)", 60)
         tmux("send-keys", "-t", session, "r")
         text = wait_for(session, r"[✓!] 1\. Sanity check", 120)
         assert "✓ Valid JSONL" in text and "✓ Tokenizer round-trip" in text
@@ -59,7 +59,7 @@ def test_run_stage_one_from_the_keyboard_then_reattach(outputs: Path) -> None:
         assert tmux("has-session", "-t", session).returncode != 0, "q did not quit"
 
         launch(session, outputs, "attach")
-        again = wait_for(session, r"[✓!] 1\. Sanity check", 20)
+        again = wait_for(session, r"[✓!] 1\. Sanity check", 60)
         assert "✓ Valid JSONL" in again and re.search(r"run run-\d{8}-\d{6}", again)
     finally:
         tmux("kill-session", "-t", session)
