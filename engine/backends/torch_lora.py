@@ -94,18 +94,50 @@ def load_model(model_dir: Path, cfg: dict[str, Any], placement: Placement) -> An
 
 
 def completion_loss(model: Any, ids: torch.Tensor, labels: torch.Tensor,
-                    placement: Placement) -> tuple[torch.Tensor, int]:
-    """Summed cross-entropy over completion tokens, projecting only those hidden states."""
+                    placement: Placement, lengths: list[int] | None = None
+                    ) -> tuple[torch.Tensor, int]:
+    """Summed cross-entropy over completion tokens, projecting only those hidden states.
+
+    ``lengths`` packs several records into one sequence (padding-free): positions restart at
+    each record and a block-diagonal causal mask keeps records from seeing each other, so the
+    result equals running them one by one — with larger, faster matrix products.
+    """
     inner = model.get_base_model()
     decoder, head = inner.get_decoder(), inner.get_output_embeddings()
-    target = labels[1:]
+    target = labels[1:].clone()
+    kwargs: dict[str, Any] = {}
+    if lengths and len(lengths) > 1:
+        starts = torch.tensor([0, *lengths[:-1]], device=ids.device).cumsum(0)
+        target[starts[1:] - 1] = IGNORE  # a record's last token never predicts the next record
+        segment = torch.repeat_interleave(torch.arange(len(lengths), device=ids.device),
+                                          torch.tensor(lengths, device=ids.device))
+        n = ids.numel()
+        causal = torch.ones(n, n, dtype=torch.bool, device=ids.device).tril()
+        kwargs["attention_mask"] = ((segment[:, None] == segment[None, :]) & causal)[None, None]
+        kwargs["position_ids"] = torch.cat([torch.arange(k, device=ids.device)
+                                            for k in lengths])[None]
     where = (target != IGNORE).nonzero(as_tuple=True)[0]
     with torch.autocast(device_type=placement.device, dtype=placement.dtype,
                         enabled=placement.autocast):
-        hidden = decoder(input_ids=ids[None, :]).last_hidden_state[0]
+        hidden = decoder(input_ids=ids[None, :], **kwargs).last_hidden_state[0]
         logits = head(hidden[where])
     loss = F.cross_entropy(logits.float(), target[where], reduction="sum")
     return loss, int(where.numel())
+
+
+def pack(lengths: list[int], budget: int) -> list[list[int]]:
+    """Group consecutive records into sequences of at most ``budget`` tokens (in order, so the
+    data order — and a resumed run — stays the same). ``budget`` 0 packs nothing."""
+    groups: list[list[int]] = []
+    size = 0
+    for i, n in enumerate(lengths):
+        if groups and budget and size + n <= budget:
+            groups[-1].append(i)
+            size += n
+        else:
+            groups.append([i])
+            size = n
+    return groups
 
 
 class TorchTrainer:
@@ -193,15 +225,19 @@ class TorchTrainer:
             try:
                 step_loss = torch.zeros((), device=self.placement.device)
                 step_tokens = 0
-                for i in idx:
-                    ex = examples[i]
-                    ids = torch.tensor(ex.input_ids, device=self.placement.device)
-                    labels = torch.tensor(ex.labels, device=self.placement.device)
-                    loss_sum, n = completion_loss(model, ids, labels, self.placement)
+                window = [examples[i] for i in idx]
+                for group in pack([len(e.input_ids) for e in window], tc["pack_tokens"]):
+                    exs = [window[g] for g in group]
+                    ids = torch.tensor([t for e in exs for t in e.input_ids],
+                                       device=self.placement.device)
+                    labels = torch.tensor([t for e in exs for t in e.labels],
+                                          device=self.placement.device)
+                    loss_sum, n = completion_loss(model, ids, labels, self.placement,
+                                                  [len(e.input_ids) for e in exs])
                     scaled = loss_sum / max(1, window_trained)
                     (scaler.scale(scaled) if scaler else scaled).backward()
                     step_loss += scaled.detach()
-                    step_tokens += len(ex.input_ids)
+                    step_tokens += int(ids.numel())
                 if scaler:
                     scaler.unscale_(opt)
                 gnorm = torch.nn.utils.clip_grad_norm_(params, tc["max_grad_norm"])

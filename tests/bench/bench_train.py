@@ -1,9 +1,10 @@
 """Training speed: this trainer against an HF Trainer + peft baseline, side by side.
 
-    python tests/bench/bench_train.py [--steps 24] [--rounds 2] [--seq-len 512]
+    python tests/bench/bench_train.py [--steps 4] [--grad-accum 8] [--rounds 2] [--seq-len 512]
 
 Both train LoRA (the config's r/alpha/dropout/targets) on the default model for the same
-number of steps over the same demo records in the same order (batch 1, no accumulation), in
+number of optimizer steps over the same demo records in the same order (batch 1, gradient
+accumulation as the mini stage does), in
 fresh processes, alternating ours / baseline for ``--rounds`` rounds. The baseline is set up
 the way common fine-tuning tools do by default on this device: ``Trainer`` with its default
 precision (fp32 on a CPU), full-vocabulary logits for every position, and the stock data
@@ -32,13 +33,14 @@ from engine import config, models
 from engine.records import load_tools
 from engine.render import Renderer
 from engine.training.data import prepare
-steps, seq_len = int(sys.argv[1]), int(sys.argv[2])
-cfg = config.load(None, [f"dry_run.seq_len={seq_len}", f"dry_run.samples={steps}",
+steps, seq_len, accum = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+cfg = config.load(None, [f"dry_run.seq_len={seq_len}", f"dry_run.samples={steps * accum * 3}",
                          "dry_run.learning_rate=2e-4"])
 folder = models.resolve("default")
 tok = models.load_tokenizer(folder)
 data = prepare("dry_run", cfg, tok)
-examples = data.examples[:steps]
+examples = data.examples[:steps * accum]
+assert len(examples) == steps * accum, "not enough records fit the sequence length"
 """
 
 OURS = COMMON + r"""
@@ -52,7 +54,7 @@ cfg["train"]["checkpoint_every"] = 10**9
 cfg["train"]["memory_every"] = 10**9
 tmp = Path(tempfile.mkdtemp())
 ctx = StageContext(cfg=cfg, emit=lambda *a, **k: None, run_dir=tmp)
-plan = TrainPlan("dry_run", grad_accum=1, epochs=1, max_steps=len(examples), stop_when=None,
+plan = TrainPlan("dry_run", grad_accum=accum, epochs=1, max_steps=steps, stop_when=None,
                  checkpoint_root=tmp / "ck", adapter_dir=tmp / "lora")
 sd = StageData(examples, {})
 trainer = TorchTrainer(ctx, cfg, plan, sd, folder, tok, [], None)
@@ -87,8 +89,9 @@ class Log(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kw):
         if logs and "loss" in logs: losses.append(logs["loss"])
 args = TrainingArguments(output_dir="/tmp/bench-trainer", per_device_train_batch_size=1,
-                         gradient_accumulation_steps=1, max_steps=len(examples),
-                         learning_rate=2e-4, warmup_ratio=cfg["train"]["warmup_ratio"],
+                         gradient_accumulation_steps=accum, max_steps=steps,
+                         learning_rate=2e-4,
+                         warmup_steps=max(1, int(steps * cfg["train"]["warmup_ratio"])),
                          lr_scheduler_type="cosine", logging_steps=1, save_strategy="no",
                          report_to=[], use_cpu=True, seed=cfg["run"]["seed"],
                          dataloader_num_workers=0, disable_tqdm=True)
@@ -121,15 +124,18 @@ def child(code: str, *args: str) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=24)
+    ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--seq-len", type=int, default=512)
+    ap.add_argument("--grad-accum", type=int, default=8,
+                    help="records per optimizer step (the mini stage's default)")
     args = ap.parse_args()
     params = 134_515_008  # SmolLM2-135M (the default model)
     ours, base = [], []
     for r in range(args.rounds):
-        ours.append(child(OURS, str(args.steps), str(args.seq_len)))
-        base.append(child(BASELINE, str(args.steps), str(args.seq_len)))
+        a = (str(args.steps), str(args.seq_len), str(args.grad_accum))
+        ours.append(child(OURS, *a))
+        base.append(child(BASELINE, *a))
         print(f"round {r + 1}: ours {ours[-1]['tokens'] / ours[-1]['seconds']:.0f} tok/s, "
               f"baseline {base[-1]['tokens'] / base[-1]['seconds']:.0f} tok/s", flush=True)
     peak = child(PEAK)["flops"]
@@ -143,7 +149,8 @@ def main() -> int:
         return sum(tail) / len(tail)
 
     o, b = tps(ours), tps(base)
-    print(f"\ndefault model, {args.steps} steps, batch 1, seq <= {args.seq_len}, "
+    print(f"\ndefault model, {args.steps} steps of {args.grad_accum} records, batch 1, "
+          f"seq <= {args.seq_len}, "
           f"{ours[0]['tokens']:,} tokens per run")
     print(f"this trainer ({ours[0]['precision']}): {o:8.0f} tokens/s   final loss "
           f"{final(ours):.4f}   MFU {6 * params * o / peak:.1%}")
