@@ -50,17 +50,6 @@ def test_sanity_run_writes_the_run_folder(outputs: Path) -> None:
     assert (run / "sanity" / "problems.jsonl").exists()
 
 
-def test_stages_that_do_not_exist_yet_skip_every_item_and_do_not_pass(outputs: Path) -> None:
-    proc = web4tui("run", "dry_run", "export", "--run", "t2")
-    assert proc.returncode == 1
-    events = list(read_events(outputs / "t2" / "events.jsonl"))
-    checks = [e for e in events if e.type == "check"]
-    assert checks and all(e.get("status") == "skip" and "not available" in e.get("detail")
-                          for e in checks)
-    finished = {e.stage: e.get("status") for e in events if e.type == "stage_finished"}
-    assert finished == {"dry_run": "skipped", "export": "skipped"}
-
-
 def test_bad_usage_exits_2_without_traceback(outputs: Path) -> None:
     for args, sets, needle in [
         (("run", "sanity", "--run", "bad name"), [], "not allowed"),
