@@ -113,7 +113,8 @@ def test_a_nan_loss_stops_at_its_step_and_keeps_the_last_good_checkpoint(
 def test_sigkill_and_resume_ends_with_the_same_adapter(outputs: Path, tiny: Path) -> None:
     from safetensors.torch import load_file
 
-    sets = base_sets(tiny, **{"dry_run.max_steps": 16, "train.checkpoint_every": 4})
+    sets = base_sets(tiny, **{"dry_run.max_steps": 16, "train.checkpoint_every": 4,
+                              "dry_run.grad_accum": 2})  # two packed records per step
     ref = web4tui("run", "dry_run", "--run", "straight", sets=sets)
     assert "finished" in ref.stdout
     start = web4tui("run", "dry_run", "--run", "killed", "--detach", sets=sets)
