@@ -67,7 +67,8 @@ class Linter:
                    "--exit-zero"]
             if self.config is not None:
                 cmd += ["--config", str(self.config.resolve())]
-            proc = subprocess.run(cmd + ["."], cwd=tmp, capture_output=True, text=True)
+            proc = subprocess.run(cmd + ["."], cwd=tmp, capture_output=True, text=True,
+                                  check=False)
             if proc.returncode != 0:
                 raise LintError(f"ruff failed: {proc.stderr.strip()[:500]}")
             for f in json.loads(proc.stdout or "[]"):

@@ -51,8 +51,8 @@ from engine.records import Record
 LintFn = Callable[[str], list[dict[str, Any]]]
 
 DEFAULT_REFUSAL_PATTERNS = (
-    r"\bI\s*(?:can(?:'|’)?t|cannot|can not|won(?:'|’)?t|will not|(?:am|'m)\s+(?:not able|unable)"
-    r" to)\s+(?:help|assist|do|provide|comply|support|share|write|create|generate|give)",
+    (r"\bI\s*(?:can(?:'|’)?t|cannot|can not|won(?:'|’)?t|will not|(?:am|'m)\s+(?:not able|unable)"
+     r" to)\s+(?:help|assist|do|provide|comply|support|share|write|create|generate|give)"),
     r"\b(?:sorry|apologi[sz]e)\b[^.]{0,60}\b(?:can(?:'|’)?t|cannot|unable|won(?:'|’)?t)\b",
     r"\bI\s+must\s+(?:decline|refuse)\b",
 )
@@ -212,8 +212,8 @@ def _diff_args(got: dict[str, Any], want: dict[str, Any]) -> dict[str, Any]:
 
 def score_tool_neg(answer: str) -> Verdict:
     calls = find_tool_calls(answer)
-    reasons = [f"emitted a tool call ({calls[0].get('tool') or calls[0].get('name')!r}) where "
-               "none was needed"] if calls else []
+    name = (calls[0].get("tool") or calls[0].get("name")) if calls else None
+    reasons = [f"emitted a tool call ({name!r}) where none was needed"] if calls else []
     return Verdict("tool_neg", not calls, {"no_tool_call": not calls}, reasons,
                    {"tool_calls": len(calls)})
 
