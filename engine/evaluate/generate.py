@@ -53,9 +53,13 @@ def encode_prompts(tokenizer: Any, prompts: Sequence[str]) -> list[list[int]]:
 
 def generate_ids(model: Any, prompts: Sequence[Sequence[int]], *, max_new_tokens: int,
                  stop_ids: Sequence[int], pad_id: int, batch_size: int = 16,
-                 progress: Progress | None = None,
+                 progress: Progress | None = None, min_shared: int = 16,
                  should_stop: Callable[[], bool] = lambda: False) -> list[list[int]]:
-    """Greedy continuations (without the stop token) of every prompt, in the input order."""
+    """Greedy continuations (without the stop token) of every prompt, in the input order.
+
+    ``min_shared``: a shared prompt prefix at least this long is computed once per batch
+    (0 turns that off).
+    """
     import torch
 
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
@@ -67,7 +71,7 @@ def generate_ids(model: Any, prompts: Sequence[Sequence[int]], *, max_new_tokens
             break
         chunk = order[start:start + batch_size]
         outs = _batch(model, [prompts[i] for i in chunk], max_new_tokens, set(stop_ids),
-                      pad_id, torch)
+                      pad_id, torch, min_shared or 10**9)
         for i, out in zip(chunk, outs):
             results[i] = out
         done += len(chunk)
@@ -77,24 +81,52 @@ def generate_ids(model: Any, prompts: Sequence[Sequence[int]], *, max_new_tokens
     return results
 
 
+def common_prefix(prompts: Sequence[Sequence[int]]) -> int:
+    """Length of the token prefix every prompt shares, leaving each at least one own token."""
+    first, n = prompts[0], min(len(p) for p in prompts) - 1
+    for i in range(n):
+        tok = first[i]
+        if any(p[i] != tok for p in prompts):
+            return i
+    return max(n, 0)
+
+
 def _batch(model: Any, prompts: list[Sequence[int]], max_new: int, stop: set[int],
-           pad_id: int, torch: Any) -> list[list[int]]:
+           pad_id: int, torch: Any, min_shared: int) -> list[list[int]]:
+    """Greedy answers for one batch.
+
+    The prefix every prompt shares — the system prompt and the tool listing, often most of a
+    prompt — is computed once and its cache repeated for every row; each row's own tokens
+    follow, left-padded (padding sits between the shared prefix and the row's text, masked).
+    """
     rows = len(prompts)
-    width = max(len(p) for p in prompts)
     device = model.device
+    cache_kw = _cache_argument(model)
+    shared = common_prefix(prompts) if rows > 1 else 0
+    if shared < min_shared:
+        shared = 0
+    tails = [p[shared:] for p in prompts]
+    width = max(len(p) for p in tails)
     ids = torch.full((rows, width), pad_id, dtype=torch.long)
-    mask = torch.zeros((rows, width), dtype=torch.long)
-    for r, p in enumerate(prompts):
+    mask = torch.zeros((rows, shared + width), dtype=torch.long)
+    mask[:, :shared] = 1
+    for r, p in enumerate(tails):
         ids[r, width - len(p):] = torch.tensor(list(p), dtype=torch.long)
-        mask[r, width - len(p):] = 1
+        mask[r, shared + width - len(p):] = 1
     ids, mask = ids.to(device), mask.to(device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     outputs: list[list[int]] = [[] for _ in prompts]
     active = list(range(rows))  # which prompt each remaining batch row belongs to
-    cache_kw = _cache_argument(model)
     with torch.inference_mode():
-        out = model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                    use_cache=True, logits_to_keep=1)
+        extra = {}
+        if shared:
+            head = torch.tensor([list(prompts[0][:shared])], dtype=torch.long, device=device)
+            pre = model(input_ids=head, use_cache=True, logits_to_keep=1)
+            cache = getattr(pre, cache_kw)
+            cache.batch_repeat_interleave(rows)
+            extra = {cache_kw: cache}
+        out = model(input_ids=ids, attention_mask=mask, position_ids=positions[:, shared:],
+                    use_cache=True, logits_to_keep=1, **extra)
         cache = getattr(out, cache_kw)
         next_pos = positions[:, -1:] + 1
         for step in range(max_new):
