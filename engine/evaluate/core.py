@@ -178,3 +178,15 @@ def metrics(rows: Sequence[Row]) -> dict[str, float | int]:
 def _frac(values: Any) -> float:
     vals = list(values)
     return round(sum(1 for v in vals if v) / len(vals), 4) if vals else 0.0
+
+
+def points_apart(a: EvalResult, b: EvalResult) -> dict[str, float]:
+    """Per stage-5 metric, how many points (percent) two evaluations differ — the export
+    stage's parity check (GGUF vs merged model) reads the largest."""
+    out = {}
+    for _, metric, _ in TARGETS:
+        if a.metrics.get(f"{metric.split('.')[0]}.n") and metric in a.metrics \
+                and metric in b.metrics:
+            out[metric] = round(abs(a.metrics[metric] - b.metrics[metric]) * 100, 2)
+    out["overall"] = round(abs(a.metrics["overall"] - b.metrics["overall"]) * 100, 2)
+    return out
