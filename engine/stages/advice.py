@@ -33,7 +33,9 @@ def gather(run_dir: Path, cfg: dict[str, Any]) -> dict[str, Any]:
         rows = [json.loads(line) for line in records.read_text(encoding="utf-8").splitlines()
                 if line.strip()]
     return {"metrics": dict(metrics), "memory": dict(memory), "rows": rows,
-            "history": read_history(outputs_dir(cfg) / "eval_history.csv")}
+            # Only evaluations of runs: a plateau is about training again, not loose files.
+            "history": [h for h in read_history(outputs_dir(cfg) / "eval_history.csv")
+                        if h.get("run")]}
 
 
 def run(ctx: StageContext) -> str:
