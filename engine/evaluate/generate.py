@@ -17,7 +17,7 @@ the benchmark, which compare token for token.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Hashable, Sequence
 
 #: progress(done_prompts, total_prompts, eta_seconds or None)
 Progress = Callable[[int, int, float | None], None]
@@ -54,22 +54,22 @@ def encode_prompts(tokenizer: Any, prompts: Sequence[str]) -> list[list[int]]:
 def generate_ids(model: Any, prompts: Sequence[Sequence[int]], *, max_new_tokens: int,
                  stop_ids: Sequence[int], pad_id: int, batch_size: int = 16,
                  progress: Progress | None = None, min_shared: int = 16,
+                 groups: Sequence[Hashable] | None = None,
                  should_stop: Callable[[], bool] = lambda: False) -> list[list[int]]:
     """Greedy continuations (without the stop token) of every prompt, in the input order.
 
-    ``min_shared``: a shared prompt prefix at least this long is computed once per batch
-    (0 turns that off).
+    ``groups``: a key per prompt; prompts with equal keys are batched together (see
+    :func:`plan_batches`). ``min_shared``: a prefix shared by a whole batch at least this long
+    is computed once for the batch (0 turns that off).
     """
     import torch
 
-    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     results: list[list[int]] = [[] for _ in prompts]
     started = time.monotonic()
     done = 0
-    for start in range(0, len(order), batch_size):
+    for chunk in plan_batches([len(p) for p in prompts], batch_size, groups):
         if should_stop():
             break
-        chunk = order[start:start + batch_size]
         outs = _batch(model, [prompts[i] for i in chunk], max_new_tokens, set(stop_ids),
                       pad_id, torch, min_shared or 10**9)
         for i, out in zip(chunk, outs):
@@ -79,6 +79,22 @@ def generate_ids(model: Any, prompts: Sequence[Sequence[int]], *, max_new_tokens
             elapsed = time.monotonic() - started
             progress(done, len(prompts), elapsed / done * (len(prompts) - done))
     return results
+
+
+def plan_batches(lengths: Sequence[int], batch_size: int,
+                 groups: Sequence[Hashable] | None = None) -> list[list[int]]:
+    """Batches of prompt indices: prompts of one group (same template frame, e.g. the ones
+    that show the tool listing) together, so their shared prefix is computed once per batch;
+    within a group longest first, so a batch pads little."""
+    keys = list(groups) if groups is not None else [None] * len(lengths)
+    by_group: dict[Hashable, list[int]] = {}
+    for i, key in enumerate(keys):
+        by_group.setdefault(key, []).append(i)
+    batches = []
+    for members in by_group.values():
+        members.sort(key=lambda i: -lengths[i])
+        batches += [members[s:s + batch_size] for s in range(0, len(members), batch_size)]
+    return batches
 
 
 def common_prefix(prompts: Sequence[Sequence[int]]) -> int:
@@ -162,13 +178,14 @@ def _cache_argument(model: Any) -> str:
 
 def generate_text(model: Any, tokenizer: Any, prompts: Sequence[str], *, max_new_tokens: int,
                   batch_size: int = 16, progress: Progress | None = None,
+                  groups: Sequence[Hashable] | None = None,
                   should_stop: Callable[[], bool] = lambda: False) -> list[str]:
     """Answers to rendered prompts (decoded, special tokens dropped)."""
     stop = stop_token_ids(tokenizer, model)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop[0]
     ids = generate_ids(model, encode_prompts(tokenizer, prompts), max_new_tokens=max_new_tokens,
                        stop_ids=stop, pad_id=pad, batch_size=batch_size, progress=progress,
-                       should_stop=should_stop)
+                       groups=groups, should_stop=should_stop)
     return [tokenizer.decode(x, skip_special_tokens=True) for x in ids]
 
 

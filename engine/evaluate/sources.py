@@ -80,7 +80,9 @@ class ModelSource(Source):
             return generate_text(self.model, self.tok, prompts,
                                  max_new_tokens=self.cfg["eval"]["max_new_tokens"],
                                  batch_size=self.cfg["eval"]["batch_size"],
-                                 progress=self.progress, should_stop=self.should_stop)
+                                 progress=self.progress, should_stop=self.should_stop,
+                                 groups=[self.renderer.frame(r) if self.renderer.fast
+                                         else r.shows_tools for r in records])
         finally:
             if was_training:
                 self.model.train()

@@ -1,7 +1,7 @@
 """Batched greedy generation against one-prompt-at-a-time HF ``generate``, same prompts.
 
-    python tests/bench/bench_generate.py [--model default|tiny] [--prompts 32]
-                                         [--max-new-tokens 128] [--batch-size 16]
+    python tests/bench/bench_generate.py [--model default|tiny] [--prompts 16]
+                                         [--max-new-tokens 64] [--batch-size 16]
 
 The prompts are eval records (every k-th of data/eval, so every bucket is in), rendered the
 one way evaluation renders them. Prints each path's throughput (generated tokens per second,
@@ -24,8 +24,8 @@ sys.path.insert(0, str(ROOT))
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="default", help="default, tiny, or a HF folder")
-    ap.add_argument("--prompts", type=int, default=32)
-    ap.add_argument("--max-new-tokens", type=int, default=128)
+    ap.add_argument("--prompts", type=int, default=16)
+    ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=16)
     args = ap.parse_args()
 
@@ -75,7 +75,8 @@ def main() -> int:
 
     t0 = time.perf_counter()
     batched = generate_ids(model, prompts, max_new_tokens=args.max_new_tokens, stop_ids=stop,
-                           pad_id=pad, batch_size=args.batch_size)
+                           pad_id=pad, batch_size=args.batch_size,
+                           groups=[renderer.frame(r) for r in picked])
     t_batch = time.perf_counter() - t0
     n_batch = sum(map(len, batched))
     print(f"batched (batch {args.batch_size}): {n_batch} tokens in {t_batch:.1f}s = "

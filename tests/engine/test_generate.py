@@ -15,7 +15,8 @@ torch = pytest.importorskip("torch")
 from engine import config, models  # noqa: E402
 from engine.evaluate import load_records  # noqa: E402
 from engine.evaluate.generate import (  # noqa: E402
-    encode_prompts, generate_ids, generate_one_by_one, generate_text, stop_token_ids,
+    common_prefix, encode_prompts, generate_ids, generate_one_by_one, generate_text,
+    plan_batches, stop_token_ids,
 )
 from engine.records import load_tools  # noqa: E402
 from engine.render import Renderer  # noqa: E402
@@ -39,16 +40,16 @@ def tiny() -> tuple:
                         load_tools(ROOT / "data" / "tools.json"))
     records, _ = load_records([ROOT / "data" / "eval"])
     prompts = encode_prompts(tok, [renderer.render(r).prompt for r in records[::25]])
-    return model, tok, prompts
+    return model, tok, prompts, [renderer.frame(r) for r in records[::25]]
 
 
 def test_stop_tokens_include_the_end_of_turn_marker(tiny: tuple) -> None:
-    model, tok, _ = tiny
+    model, tok, _, _ = tiny
     assert tok.convert_tokens_to_ids("<|im_end|>") in stop_token_ids(tok, model)
 
 
 def test_batched_equals_one_at_a_time(tiny: tuple) -> None:
-    model, tok, prompts = tiny
+    model, tok, prompts, groups = tiny
     assert len({len(p) for p in prompts}) > 3  # padding is exercised
     stop = stop_token_ids(tok, model)
     single = generate_one_by_one(model, prompts, max_new_tokens=12, stop_ids=stop, pad_id=2)
@@ -57,10 +58,23 @@ def test_batched_equals_one_at_a_time(tiny: tuple) -> None:
                            batch_size=4, progress=lambda d, t, eta: seen.append((d, t)))
     assert batched == single
     assert seen[-1] == (len(prompts), len(prompts)) and len(seen) == 3
+    # Grouped by template frame: the tool listing is computed once per batch.
+    assert len(set(groups)) >= 2
+    grouped = generate_ids(model, prompts, max_new_tokens=12, stop_ids=stop, pad_id=2,
+                           batch_size=4, groups=groups)
+    assert grouped == single
+
+
+def test_batches_keep_groups_together_longest_first() -> None:
+    assert plan_batches([5, 9, 7, 3, 8], 2, ["a", "b", "a", "b", "a"]) == [[2, 0], [4], [1, 3]] \
+        or plan_batches([5, 9, 7, 3, 8], 2, ["a", "b", "a", "b", "a"]) == [[4, 2], [0], [1, 3]]
+    assert plan_batches([1, 3, 2], 8) == [[1, 2, 0]]
+    assert common_prefix([[1, 2, 3, 4], [1, 2, 5]]) == 2
+    assert common_prefix([[1, 2], [1, 2, 3]]) == 1  # each keeps one token of its own
 
 
 def test_rows_that_stop_early_leave_the_batch_without_changing_the_others(tiny: tuple) -> None:
-    model, tok, prompts = tiny
+    model, tok, prompts, groups = tiny
     base_stop = stop_token_ids(tok, model)
     free = generate_one_by_one(model, prompts, max_new_tokens=12, stop_ids=base_stop, pad_id=2)
     # Make tokens that some answers produce mid-way end-of-turn tokens: those rows stop early.
@@ -74,6 +88,6 @@ def test_rows_that_stop_early_leave_the_batch_without_changing_the_others(tiny: 
 
 
 def test_text_answers_drop_the_stop_token(tiny: tuple) -> None:
-    model, tok, prompts = tiny
+    model, tok, prompts, groups = tiny
     texts = generate_text(model, tok, [tok.decode(prompts[0])], max_new_tokens=5)
     assert len(texts) == 1 and "<|im_end|>" not in texts[0]
