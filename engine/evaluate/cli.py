@@ -23,6 +23,8 @@ from typing import Any
 
 from engine import checklist, config, runs
 from engine.evaluate import core, report, sources
+from engine.evaluate.lint import LintError
+from engine.models import ModelError
 from engine.stages.base import StageContext
 
 GLYPH = {"pass": "✓", "fail": "✗", "warn": "!", "skip": "-"}
@@ -77,7 +79,7 @@ def evaluate_main(paths: list[str], *, source: tuple[str, str] | None, run: str 
         answer_fn = open_source(*source, cfg)
         answer_fn.progress = _progress_printer()
         result = core.evaluate(records, answer_fn, cfg, source=answer_fn.label)
-    except sources.SourceError as exc:
+    except (sources.SourceError, LintError, ModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -78,7 +78,7 @@ def run_gates(answer_fn: AnswerFn, cfg: dict[str, Any],
 def prove_mini(ctx: Any, answer_fn: AnswerFn,
                records: Sequence[Record] | None = None) -> EvalResult:
     """Generate, score and emit a ``check`` for each of the five mini items."""
-    if hasattr(answer_fn, "progress") and getattr(answer_fn, "progress") is None:
+    if getattr(answer_fn, "progress", False) is None:
         answer_fn.progress = lambda done, total, eta: ctx.emit(  # type: ignore[attr-defined]
             "progress", done=done, total=total, unit="eval records",
             eta_s=None if eta is None else round(eta, 1))

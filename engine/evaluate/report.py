@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import checklist
-from engine.evaluate.core import BUCKET_ORDER, TARGETS, EvalResult, Row
+from engine.evaluate.core import BUCKET_ORDER, EvalResult, Row
 from engine.runs import atomic_write
 
 HISTORY_COLUMNS = ("time", "run", "source", "n", "overall", "tool.json_valid",
