@@ -11,11 +11,15 @@ ARCH   := $(shell uname -m)
 # torch: on Linux a pinned CPU build (a bare `torch` would pull a multi-GB CUDA build).
 TORCH_PIN ?= torch==2.13.0
 LLAMA_PIN ?= llama-cpp-python==0.3.36
-# llama.cpp's native build picks the CPU's AMX path on these x86_64 machines and segfaults on
-# prompts longer than one token; a portable AVX2/AVX-512 build works. macOS keeps the default (Metal).
+# llama.cpp's native build picks the CPU's AMX path on some x86_64 machines and segfaults on
+# prompts longer than one token, and an AVX-512 build dies with "Illegal instruction" on CPUs
+# without AVX-512 (both kinds exist among these machines). A portable AVX2 build runs on both.
+# macOS keeps the default build (Metal).
 ifeq ($(OS)-$(ARCH),Linux-x86_64)
-LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=ON
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF
 endif
+# pip's wheel cache ignores CMAKE_ARGS, so built wheels are kept per set of flags here instead.
+LLAMA_WHEELS := $(HOME)/.cache/web4tui/wheels/$(shell echo "$(LLAMA_PIN) $(LLAMA_CMAKE_ARGS)" | cksum | cut -d' ' -f1)
 # mlx: the GPU build on Apple Silicon, the CPU build on Linux (tests use tiny models).
 ifeq ($(OS),Darwin)
 MLX_PKGS := "mlx" "mlx-lm"
@@ -40,8 +44,14 @@ else
 endif
 	touch $@
 
-$(VENV)/.llama: | $(BIN)/python
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -q "$(LLAMA_PIN)"
+$(VENV)/.llama: Makefile | $(BIN)/python
+	@if ! ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1; then \
+		echo "building llama-cpp-python (compiles llama.cpp, a few minutes once)"; \
+		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) wheel -q --no-cache-dir --no-deps \
+			-w $(LLAMA_WHEELS) "$(LLAMA_PIN)"; \
+	fi
+	$(PIP) install -q --force-reinstall --no-deps $(LLAMA_WHEELS)/llama_cpp_python-*.whl
+	$(PIP) install -q "$(LLAMA_PIN)"
 	touch $@
 
 $(VENV)/.mlx: $(VENV)/.torch
@@ -65,8 +75,11 @@ run: setup
 test: setup
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q
 
+# Each benchmark prints its own figures, measured side by side in one run.
 bench: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python tests/bench/bench_check.py
+	HF_HUB_OFFLINE=1 $(BIN)/python tests/bench/bench_train.py
+	HF_HUB_OFFLINE=1 $(BIN)/python tests/bench/bench_ui.py
 
 demo-data: setup
 	$(BIN)/python data/generate.py

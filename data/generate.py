@@ -32,7 +32,7 @@ import random
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
@@ -1395,7 +1395,8 @@ def store_snippet(rng: random.Random, ent: Entity) -> Snippet:
         put_call = "await self._kv.put_json(\n            " + args.replace(
             ", ", ",\n            ") + ",\n        )"
     code = render(
-        STORE_CODE, put_call=put_call, humans=ent.humans, cls=ent.name, plural=ent.plural, snake=ent.snake,
+        STORE_CODE, put_call=put_call, humans=ent.humans, cls=ent.name, plural=ent.plural,
+        snake=ent.snake,
         human=ent.human, a_human=ent.a_human,
         ttl_const=f"TTL_SECONDS = {ttl}\n" if ttl else "",
         list_method=render(STORE_LIST, human=ent.human) if with_list else "",
@@ -2812,7 +2813,8 @@ BUILDERS: dict[str, Callable[[random.Random, Pool, str], Record]] = {
 LOG_PATHS = ("/v1/orders", "/v1/carts", "/healthz", "/v2/search", "/api/invoices",
              "/v1/users/me", "/webhooks/partner", "/v1/products", "/api/reports")
 LOG_METHODS = ("GET", "GET", "POST", "PUT", "DELETE")
-LOG_STATUSES = (200, 200, 200, 201, 204, 404, 429, 500, 502)
+LOG_STATUSES = {"DEBUG": (200, 200, 204), "INFO": (200, 200, 201, 204, 404),
+                "WARN": (200, 429, 404), "ERROR": (500, 502, 504)}
 LOG_MESSAGES = (
     ("INFO", "request completed"), ("INFO", "job started"), ("INFO", "job finished"),
     ("INFO", "cache refreshed"), ("DEBUG", "kv get hit"), ("DEBUG", "kv get miss"),
@@ -2833,8 +2835,8 @@ def log_block(rng: random.Random, service: str, pool: Pool) -> str:
         level, message = rng.choice(LOG_MESSAGES)
         stamp = f"{day}T{clock // 3600 % 24:02d}:{clock // 60 % 60:02d}:{clock % 60:02d}Z"
         detail = (f"method={rng.choice(LOG_METHODS)} path={rng.choice(LOG_PATHS)} "
-                  f"status={rng.choice(LOG_STATUSES)} duration_ms={rng.getrandbits(9) + 2} "
-                  f"req_id={hex_id(rng, 8)}")
+                  f"status={rng.choice(LOG_STATUSES[level])} "
+                  f"duration_ms={rng.getrandbits(9) + 2} req_id={hex_id(rng, 8)}")
         lines.append(f"{stamp} {level:<5} {service}[{rng.choice(replicas)}] {message} {detail}")
     return "\n".join(lines)
 
@@ -2857,7 +2859,7 @@ def traceback_block(rng: random.Random, service: str, pool: Pool) -> str:
         f"handle_get_{ent.snake}",
         f'    data = await request.kv.get_json(f"{{NAMESPACE}}:{{{ent.snake}_id}}")',
         f'  File "/srv/app/app/store.py", line {rng.randint(10, 90)}, in from_dict',
-        f'    return cls(id=str(data["id"]), **fields)',
+        '    return cls(id=str(data["id"]), **fields)',
         error,
     ))
 
@@ -2961,10 +2963,9 @@ def kv_block(rng: random.Random, service: str, pool: Pool) -> str:
 
 def docs_block(rng: random.Random, service: str, pool: Pool) -> str:
     slots = {"service": service, "env": weighted_env(rng)}
-    topics = rng.sample(TOOL_NEG_TOPICS, 2)
-    title = str(topics[0][0][0]).format(**slots)
-    body = "\n\n".join(answer.format(**slots) for _, answer in topics)
-    return f"--- docs excerpt: {title} ---\n{body}"
+    sections = [f"## {questions[0]}\n{answer}".format(**slots)
+                for questions, answer in rng.sample(TOOL_NEG_TOPICS, 2)]
+    return "--- Web4 docs (excerpt) ---\n" + "\n\n".join(sections)
 
 
 RUNBOOK_STEPS = (
@@ -3025,7 +3026,7 @@ CONTEXT_BLOCKS = ((log_block, 2), (traceback_block, 2), (toml_block, 1), (code_b
 
 
 def pick_block(rng: random.Random) -> Callable[[random.Random, str, Pool], str]:
-    blocks, weights = zip(*CONTEXT_BLOCKS)
+    blocks, weights = zip(*CONTEXT_BLOCKS, strict=True)
     return rng.choices(blocks, weights=weights)[0]
 
 
@@ -3088,6 +3089,7 @@ def bucket_seed(bucket: str, split: str) -> int:
 
 def write_demo(out_dir: Path) -> dict[str, dict[str, int]]:
     """Write tools.json, train/ and eval/ of the committed demo set."""
+    out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "tools.json").write_text(
         json.dumps(TOOLS, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     counts: dict[str, dict[str, int]] = {"train": {}, "eval": {}}

@@ -31,10 +31,13 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("--run")
     start.add_argument("--config")
     start.add_argument("--set", action="append", default=[], dest="sets")
+    start.add_argument("--resume", action="store_true",
+                       help="continue training stages from their last checkpoint")
 
     work = sub.add_parser("work", help="work on a prepared run (foreground)")
     work.add_argument("run_dir")
     work.add_argument("stages", nargs="+")
+    work.add_argument("--resume", action="store_true")
     work.add_argument("--no-detach-output", action="store_true",
                       help="keep stdout/stderr (for debugging)")
 
@@ -62,12 +65,12 @@ def main(argv: list[str] | None = None) -> int:
             from engine import launch
             stages = args.stages or list(checklist.STAGE_IDS)
             run, _cfg = launch.prepare(args.run, args.config, args.sets, stages)
-            pid = launch.spawn(run, stages)
+            pid = launch.spawn(run, stages, resume=args.resume)
             print(json.dumps({"run": run.name, "path": str(run.root), "pid": pid}))
             return 0
         if args.cmd == "work":
             from engine.worker import work as do_work
-            return do_work(Path(args.run_dir), args.stages,
+            return do_work(Path(args.run_dir), args.stages, resume=args.resume,
                            detach_output=not args.no_detach_output)
         if args.cmd == "check":
             from engine.check_cli import check_main

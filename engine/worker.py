@@ -94,7 +94,8 @@ def backend_and_device(cfg: dict[str, Any]) -> tuple[str, str, str]:
     return backend, device, why
 
 
-def work(run_dir: Path, stages: list[str], *, detach_output: bool = True) -> int:
+def work(run_dir: Path, stages: list[str], *, resume: bool = False,
+         detach_output: bool = True) -> int:
     """Run the given stages on a prepared run folder; returns the process exit code."""
     run = Run(run_dir)
     lock = RunLock(run)
@@ -109,7 +110,7 @@ def work(run_dir: Path, stages: list[str], *, detach_output: bool = True) -> int
         stop.install()
         writer = protocol.EventWriter(run.events_path, run.name)
         try:
-            return _run_stages(run, cfg, stages, writer, stop)
+            return _run_stages(run, cfg, stages, writer, stop, resume)
         finally:
             writer.close()
     finally:
@@ -121,7 +122,7 @@ def work(run_dir: Path, stages: list[str], *, detach_output: bool = True) -> int
 
 
 def _run_stages(run: Run, cfg: dict[str, Any], stages: list[str],
-                writer: protocol.EventWriter, stop: StopFlag) -> int:
+                writer: protocol.EventWriter, stop: StopFlag, resume: bool) -> int:
     backend, device, why = backend_and_device(cfg)
     writer.emit("hello", stage=None, engine_version=__version__, pid=os.getpid(),
                 backend=backend, device=device, python=platform.python_version(),
@@ -139,17 +140,18 @@ def _run_stages(run: Run, cfg: dict[str, Any], stages: list[str],
             run.set_stage_state(stage_id, "cancelled")
             all_ok = False
             continue
-        status = run_one(stage_id, cfg, writer.emit, stop, run)
+        status = run_one(stage_id, cfg, writer.emit, stop, run, resume=resume)
         all_ok = all_ok and status == "ok"
     writer.stage = None
     return 0 if all_ok else 1
 
 
-def run_one(stage_id: str, cfg: dict[str, Any], emit: Any, stop: Any, run: Run | None) -> str:
+def run_one(stage_id: str, cfg: dict[str, Any], emit: Any, stop: Any, run: Run | None,
+            *, resume: bool = False) -> str:
     """One stage with its start/finish events and state, whatever happens inside it."""
     spec = checklist.stage(stage_id)
     ctx = StageContext(cfg=cfg, emit=emit, stop_requested=stop,
-                       run_dir=run.root if run else None)
+                       run_dir=run.root if run else None, resume=resume)
     if run:
         run.set_stage_state(stage_id, "running")
     emit("stage_started", title=spec.title, total=None)

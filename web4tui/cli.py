@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--run", help="run name (letters, digits, . _ -); default: run-<time>")
     r.add_argument("--set", action="append", default=[], dest="sets", metavar="KEY=VALUE",
                    help="override one setting, e.g. --set lora.r=16 (repeatable)")
+    r.add_argument("--resume", action="store_true",
+                   help="continue training stages from their last checkpoint")
     r.add_argument("--detach", action="store_true",
                    help="start the engine and return; follow it later with attach")
 
@@ -112,7 +114,9 @@ def main(argv: list[str] | None = None) -> int:
 def _app(run: RunFolder | None, *, new: bool) -> int:
     from web4tui.app import Web4App  # Textual loads only for the app
 
-    Web4App(run=run).run()
+    message = Web4App(run=run).run()
+    if message:
+        print(message)
     return 0
 
 
@@ -180,7 +184,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"error: unknown stage {s!r}; stages are: {', '.join(checklist.STAGE_IDS)}",
                   file=sys.stderr)
             return 2
-    started = engine_client.start(stages, run=args.run, config=args.config, sets=args.sets)
+    if args.resume and not args.run:
+        from web4tui.runfolder import find_run
+        args.run = find_run(None).name  # resume the newest run unless told which
+    started = engine_client.start(stages, run=args.run, config=args.config, sets=args.sets,
+                                  resume=args.resume)
     run = RunFolder(started.path)
     print(f"run {started.run}: engine pid {started.pid}, folder {started.path}", flush=True)
     if args.detach:
@@ -194,7 +202,7 @@ def follow_headless(run: RunFolder, pid: int, stages: list[str]) -> int:
     """Plain progress lines until the engine ends; Ctrl-C asks it to stop gracefully."""
     follower = Follower(run)
     follower.reader.offset = _offset_of_hello(run, pid)
-    printer = LinePrinter()
+    printer = LinePrinter(_run_config(run))
 
     def on_interrupt(signum: int, frame: Any) -> None:
         print("\nstopping: the engine finishes its current step and saves", flush=True)
@@ -253,10 +261,19 @@ def _offset_of_hello(run: RunFolder, pid: int) -> int:
     return 0
 
 
+def _run_config(run: RunFolder) -> dict[str, Any] | None:
+    import tomllib
+    try:
+        return tomllib.loads((run.root / "config.toml").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 class LinePrinter:
     """One readable line per meaningful event; progress at most every few seconds."""
 
-    def __init__(self, progress_every_s: float = 2.0) -> None:
+    def __init__(self, cfg: dict[str, Any] | None = None, progress_every_s: float = 2.0) -> None:
+        self.cfg = cfg
         self.every = progress_every_s
         self.last_progress = 0.0
 
@@ -277,7 +294,7 @@ class LinePrinter:
                         + (f", ETA {eta:.0f}s" if isinstance(eta, (int, float)) else ""))
         elif ev.type == "check":
             item = checklist.ITEMS.get(ev.get("item"))
-            title = item.title if item else ev.get("item")
+            title = checklist.render(item.title, self.cfg) if item else ev.get("item")
             value = ev.get("value")
             detail = ev.get("detail") if ev.get("status") == "skip" else None
             line = (f"{tag} {GLYPH.get(ev.get('status'), '?')} {ev.get('status')} {title}"
@@ -286,6 +303,10 @@ class LinePrinter:
             vals = ev.get("values") or {}
             line = f"{tag} step {ev.get('step')} " + " ".join(
                 f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in vals.items())
+        elif ev.type == "sample":
+            out = str(ev.get("output", "")).replace("\n", " ")
+            line = (f"{tag} sample @{ev.get('step')} [{ev.get('bucket')}] {ev.get('verdict')}: "
+                    f"{out[:100]}{'…' if len(out) > 100 else ''}")
         elif ev.type == "log" and ev.get("level") in ("warning", "error", "info"):
             line = f"{tag} {ev.get('level')}: {ev.get('message')}"
         elif ev.type == "error":

@@ -2,32 +2,102 @@
 
 Plain objects with no UI in them, so the headless ``web4tui run`` and the app share one
 follower. The reader never re-reads the file; it keeps its offset (see engine.protocol).
+
+Replaying a long run decodes hundreds of thousands of lines, so :class:`BatchReader` parses
+a whole chunk with one ``json.loads`` and builds light events; any chunk with a line it
+cannot parse falls back to :func:`engine.protocol.decode` line by line, which skips exactly
+the bad lines. Both paths accept and reject the same lines.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import time
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
-from engine.protocol import Event, EventReader
+from engine.protocol import EVENT_TYPES, VERSION, Event, EventReader, decode
 from web4tui.runfolder import RunFolder
+
+
+class LiteEvent:
+    """Reads like :class:`engine.protocol.Event` (type, seq, ts, run, stage, payload, get)
+    at a fraction of the cost; the payload dict also holds the envelope keys."""
+
+    __slots__ = ("type", "seq", "ts", "run", "stage", "payload", "v")
+
+    def __init__(self, obj: dict[str, Any]) -> None:
+        self.type = obj["type"]
+        self.seq = obj["seq"]
+        self.ts = float(obj["ts"])
+        self.run = str(obj.get("run", ""))
+        stage = obj.get("stage")
+        self.stage = stage if isinstance(stage, str) else None
+        self.payload = obj
+        self.v = obj.get("v", VERSION)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.payload.get(key, default)
+
+
+def _valid(obj: Any) -> bool:
+    """The same test as engine.protocol.decode: a known type, an int seq, a numeric ts."""
+    return (isinstance(obj, dict) and obj.get("type") in EVENT_TYPES
+            and isinstance(obj.get("seq"), int) and isinstance(obj.get("ts"), (int, float)))
+
+
+class BatchReader(EventReader):
+    def poll(self, max_bytes: int | None = None) -> list[Event]:  # type: ignore[override]
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self.offset)
+                chunk = fh.read() if max_bytes is None else fh.read(max_bytes)
+        except FileNotFoundError:
+            return []
+        if not chunk:
+            return []
+        self.offset += len(chunk)
+        lines = (self._partial + chunk).split(b"\n")
+        self._partial = lines.pop()  # b"" when the chunk ended on a newline
+        lines = [ln for ln in lines if ln.strip()]
+        try:
+            objs = json.loads(b"[" + b",".join(lines) + b"]")
+        except ValueError:
+            objs = None
+        if objs is None or len(objs) != len(lines):
+            events = [decode(raw) for raw in lines]
+            self.skipped += events.count(None)
+            return [ev for ev in events if ev is not None]
+        events = [LiteEvent(o) for o in objs if _valid(o)]
+        self.skipped += len(objs) - len(events)
+        return events  # type: ignore[return-value]
 
 
 class Follower:
     def __init__(self, run: RunFolder) -> None:
         self.run = run
-        self.reader = EventReader(run.events)
+        self.reader = BatchReader(run.events)
         self.started: set[str] = set()
         self.finished: dict[str, str] = {}
 
-    def poll(self) -> list[Event]:
-        events = self.reader.poll()
+    def poll(self, max_bytes: int | None = None) -> list[Event]:
+        """What is new since the last poll (at most ``max_bytes`` of it); a stat when idle."""
+        if not self.pending():
+            return []
+        events = self.reader.poll(max_bytes)
         for ev in events:
             if ev.type == "stage_started" and ev.stage:
                 self.started.add(ev.stage)
             elif ev.type == "stage_finished" and ev.stage:
                 self.finished[ev.stage] = ev.get("status", "")
         return events
+
+    def pending(self) -> bool:
+        """Bytes written that we have not read yet (one stat, no read)."""
+        try:
+            return os.stat(self.reader.path).st_size > self.reader.offset
+        except FileNotFoundError:
+            return False
 
     def engine_died(self) -> bool:
         """A stage started and never finished, and no engine is alive to finish it."""

@@ -26,6 +26,7 @@ class StageContext:
     emit: Emit
     stop_requested: Callable[[], bool] = lambda: False
     run_dir: Any = None  # pathlib.Path of the run folder, or None for `web4tui check`
+    resume: bool = False  # continue training stages from their last checkpoint
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("engine"))
     checks: list[dict[str, Any]] = field(default_factory=list)
 

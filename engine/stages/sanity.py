@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from concurrent.futures import Future, ThreadPoolExecutor
 import time
 from array import array
 from collections import Counter
@@ -191,6 +192,8 @@ class _Scanner:
         self.verified = False
         self.by_parts = False
         self.frame_counts: dict[tuple[str, ...], tuple[int, ...]] = {}
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize")
+        self.pending: tuple[list[Record], Future[tuple[list[int], list[int]]]] | None = None
 
     # -- reading ------------------------------------------------------------------------
     def scan(self, files: list[Path]) -> None:
@@ -220,6 +223,8 @@ class _Scanner:
             self._count(batch)
             done_bytes += f.stat().st_size
             self._progress(done_bytes, total_bytes, started, f)
+        self._drain()
+        self.pool.shutdown()
         self._finish()
 
     def _progress(self, done: int, total: int, started: float, f: Path) -> None:
@@ -255,6 +260,11 @@ class _Scanner:
 
     # -- counting -----------------------------------------------------------------------
     def _count(self, batch: list[Record]) -> None:
+        """Count a batch's tokens on the worker thread while the next batch is being read.
+
+        The Rust tokenizer releases the GIL, so parsing and validating batch N+1 in Python
+        overlaps with encoding batch N; results are accounted in order, one batch behind.
+        """
         if not batch:
             return
         self.valid += len(batch)
@@ -267,12 +277,23 @@ class _Scanner:
             self.renderer.verify(batch[:64])
             self.by_parts = self.renderer.fast and self._parts_match(batch[:64])
             self.verified = True
+        self._drain()
+        self.pending = (batch, self.pool.submit(self._encode, batch))
+
+    def _drain(self) -> None:
+        if self.pending is not None:
+            batch, future = self.pending
+            self.pending = None
+            self._account(batch, *future.result())
+
+    def _encode(self, batch: list[Record]) -> tuple[list[int], list[int]]:
         if self.by_parts:
-            prompt_n, compl_n = self._lengths_by_parts(batch)
-        else:
-            rendered = [self.renderer.render(r) for r in batch]
-            prompt_n = self._lengths([r.prompt for r in rendered])
-            compl_n = self._lengths([r.completion for r in rendered])
+            return self._lengths_by_parts(batch)
+        rendered = [self.renderer.render(r) for r in batch]  # type: ignore[union-attr]
+        return (self._lengths([r.prompt for r in rendered]),
+                self._lengths([r.completion for r in rendered]))
+
+    def _account(self, batch: list[Record], prompt_n: list[int], compl_n: list[int]) -> None:
         warn_long = "too_long" in self.cfg["sanity"]["warn_only"]
         for rec, p, c in zip(batch, prompt_n, compl_n):
             n = p + c

@@ -1,0 +1,1 @@
+"""Training backends: torch_lora (transformers + peft) and, on Apple Silicon, mlx_lora."""

@@ -1,0 +1,391 @@
+"""LoRA training with transformers + peft: the loop, its checkpoints, and nothing else.
+
+One optimizer step = ``grad_accum`` records (batch 1, no padding). What makes it fast here:
+the frozen base in the device's fast precision, logits computed only where the loss is
+(completion tokens — the vocabulary projection of prompt tokens is most of the work for a
+small model with a large vocabulary), a token-weighted loss with a single host sync per
+optimizer step. What makes it safe: finite checks on loss and gradient norm every step,
+memory read every few steps, atomic checkpoints with everything needed to resume exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from engine.backends.torch_device import Placement, explain_device_error, memory_reader, place
+from engine.records import Record
+from engine.render import Renderer
+from engine.stages.base import Cancelled, StageContext
+from engine.training import checkpoint as ckpt
+from engine.training.data import IGNORE, StageData
+from engine.training.memory import MemoryMonitor
+from engine.training.verdict import verdict
+
+log = logging.getLogger(__name__)
+
+@dataclass
+class TrainPlan:
+    """What one training stage asks of the trainer."""
+
+    stage: str
+    grad_accum: int
+    epochs: int
+    max_steps: int | None  # dry run: the step cap (it cycles over its samples)
+    stop_when: Callable[[list[float]], bool] | None  # dry run: loss target reached
+    checkpoint_root: Path
+    adapter_dir: Path
+    resume: bool = False
+
+
+@dataclass
+class TrainResult:
+    status: str  # ok / failed / cancelled
+    losses: list[float] = field(default_factory=list)
+    grad_norms: list[float] = field(default_factory=list)
+    steps: int = 0
+    total_steps: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+    nan_step: int | None = None
+    device_error: str | None = None
+    memory_stop: str | None = None
+    peak_memory_gb: float = 0.0
+    budget_gb: float = 0.0
+    placement: str = ""
+    resumed_from: int | None = None
+    samples: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+
+def load_model(model_dir: Path, cfg: dict[str, Any], placement: Placement) -> Any:
+    """The base model, frozen, in the placement's dtype, with LoRA adapters in fp32."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(
+        model_dir, dtype=placement.dtype, trust_remote_code=cfg["model"]["trust_remote_code"])
+    base.to(placement.device)
+    base.config.use_cache = False
+    if cfg["train"]["gradient_checkpointing"]:
+        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        base.enable_input_require_grads()
+    lc = cfg["lora"]
+    lora = LoraConfig(r=lc["r"], lora_alpha=lc["alpha"], lora_dropout=lc["dropout"],
+                      target_modules=list(lc["target_modules"]), bias="none",
+                      task_type="CAUSAL_LM")
+    model = get_peft_model(base, lora)
+    for p in model.parameters():
+        if p.requires_grad:
+            p.data = p.data.float()  # adapters train in fp32 whatever the base is
+    return model
+
+
+def completion_loss(model: Any, ids: torch.Tensor, labels: torch.Tensor,
+                    placement: Placement) -> tuple[torch.Tensor, int]:
+    """Summed cross-entropy over completion tokens, projecting only those hidden states."""
+    inner = model.get_base_model()
+    decoder, head = inner.get_decoder(), inner.get_output_embeddings()
+    target = labels[1:]
+    where = (target != IGNORE).nonzero(as_tuple=True)[0]
+    with torch.autocast(device_type=placement.device, dtype=placement.dtype,
+                        enabled=placement.autocast):
+        hidden = decoder(input_ids=ids[None, :]).last_hidden_state[0]
+        logits = head(hidden[where])
+    loss = F.cross_entropy(logits.float(), target[where], reduction="sum")
+    return loss, int(where.numel())
+
+
+class TorchTrainer:
+    def __init__(self, ctx: StageContext, cfg: dict[str, Any], plan: TrainPlan,
+                 data: StageData, model_dir: Path, tok: Any, probes: list[Record],
+                 renderer: Renderer) -> None:
+        self.ctx, self.cfg, self.plan, self.data = ctx, cfg, plan, data
+        self.model_dir, self.tok, self.probes, self.renderer = model_dir, tok, probes, renderer
+        self.placement = place(cfg)
+        self.stage_cfg = cfg[plan.stage]
+        self.learning_rate = float(self.stage_cfg.get("learning_rate",
+                                                      cfg["train"]["learning_rate"]))
+        n = len(data.examples)
+        if plan.max_steps is not None:
+            self.total_steps = plan.max_steps
+        else:
+            self.total_steps = max(1, math.ceil(n * plan.epochs / plan.grad_accum))
+        self.result = TrainResult(status="ok", total_steps=self.total_steps,
+                                  placement=f"{self.placement.device}/"
+                                            f"{self.placement.precision}")
+
+    # -- data order ---------------------------------------------------------------------------
+    def example_at(self, micro: int) -> int:
+        """Index of the example for the micro-batch number ``micro`` (a pure function of the
+        seed, so a resumed run sees exactly the order an uninterrupted one would)."""
+        n = len(self.data.examples)
+        epoch, pos = divmod(micro, n)
+        order = getattr(self, "_orders", {}).get(epoch)
+        if order is None:
+            order = list(range(n))
+            random.Random(f"{self.cfg['run']['seed']}:{self.plan.stage}:epoch{epoch}").shuffle(order)
+            self._orders = {epoch: order}
+        return order[pos]
+
+    def train_settings(self) -> dict[str, Any]:
+        c, s = self.cfg, self.stage_cfg
+        return {"model.id": c["model"]["id"], "lora.r": c["lora"]["r"],
+                "lora.alpha": c["lora"]["alpha"], "lora.dropout": c["lora"]["dropout"],
+                "lora.target_modules": list(c["lora"]["target_modules"]),
+                "learning_rate": self.learning_rate,
+                "stage.grad_accum": self.plan.grad_accum, "stage.seq_len": s["seq_len"],
+                "stage.epochs": self.plan.epochs, "stage.max_steps": self.plan.max_steps,
+                "data.train": list(c["data"]["train"]), "run.seed": c["run"]["seed"]}
+
+    # -- the loop -----------------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        ctx, cfg, plan, res = self.ctx, self.cfg, self.plan, self.result
+        tc = cfg["train"]
+        torch.manual_seed(cfg["run"]["seed"])
+        random.seed(cfg["run"]["seed"])
+        ctx.emit("log", level="info", message=(
+            f"training {plan.stage} on {self.placement.device} in {self.placement.precision} "
+            f"({self.placement.why}); {len(self.data.examples)} records, "
+            f"{self.total_steps} steps of {plan.grad_accum}"))
+        model = load_model(self.model_dir, cfg, self.placement)
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=self.learning_rate, weight_decay=tc["weight_decay"])
+        warm = max(1, int(self.total_steps * tc["warmup_ratio"]))
+        floor = tc["min_lr_ratio"]
+
+        def lr_at(step: int) -> float:
+            if step < warm:
+                return (step + 1) / warm
+            t = (step - warm) / max(1, self.total_steps - warm)
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+        scaler = torch.amp.GradScaler(self.placement.device) if self.placement.loss_scaling \
+            else None
+        monitor = MemoryMonitor(cfg, memory_reader(self.placement.device))
+        res.budget_gb = monitor.budget
+        step = self._resume(model, opt, sched)
+        examples = self.data.examples
+        started = time.monotonic()
+        tokens_this_attempt = 0
+        model.train()
+        while step < self.total_steps:
+            if ctx.stop_requested():
+                self._save(model, opt, sched, step)
+                res.status = "cancelled"
+                raise Cancelled()
+            t0 = time.monotonic()
+            idx = [self.example_at(step * plan.grad_accum + k) for k in range(plan.grad_accum)]
+            window_trained = sum(examples[i].trained_tokens for i in idx)
+            try:
+                step_loss = torch.zeros((), device=self.placement.device)
+                step_tokens = 0
+                for i in idx:
+                    ex = examples[i]
+                    ids = torch.tensor(ex.input_ids, device=self.placement.device)
+                    labels = torch.tensor(ex.labels, device=self.placement.device)
+                    loss_sum, n = completion_loss(model, ids, labels, self.placement)
+                    scaled = loss_sum / max(1, window_trained)
+                    (scaler.scale(scaled) if scaler else scaled).backward()
+                    step_loss += scaled.detach()
+                    step_tokens += len(ex.input_ids)
+                if scaler:
+                    scaler.unscale_(opt)
+                gnorm = torch.nn.utils.clip_grad_norm_(params, tc["max_grad_norm"])
+                loss_v, gnorm_v = float(step_loss), float(gnorm)  # the one host sync per step
+            except (RuntimeError, torch.cuda.OutOfMemoryError) as exc:
+                log.exception("device error at step %s", step + 1)
+                res.device_error = f"{type(exc).__name__}: {exc}"
+                ctx.emit("error", message=f"device error at step {step + 1}: {exc}",
+                         detail=None, hint=explain_device_error(exc, self.placement.device))
+                res.status = "failed"
+                break
+            if not (math.isfinite(loss_v) and math.isfinite(gnorm_v)):
+                res.nan_step = step + 1
+                ctx.emit("error", message=f"non-finite {'loss' if not math.isfinite(loss_v) else 'gradient norm'} "
+                         f"at step {step + 1} (loss {loss_v}, grad norm {gnorm_v}); training "
+                         "stopped, the last good checkpoint is kept",
+                         detail=None, hint="Lower train.learning_rate or check the data for "
+                                           "broken records; resume from the last checkpoint.")
+                opt.zero_grad(set_to_none=True)
+                res.status = "failed"
+                break
+            if scaler:
+                scaler.step(opt)
+                scaler.update()
+            else:
+                opt.step()
+            opt.zero_grad(set_to_none=True)
+            lr = sched.get_last_lr()[0]
+            sched.step()
+            step += 1
+            dt = time.monotonic() - t0
+            tokens_this_attempt += step_tokens
+            res.losses.append(loss_v)
+            res.grad_norms.append(gnorm_v)
+            res.tokens += step_tokens
+            res.seconds += dt
+            ctx.emit("metric", step=step, values={
+                "loss": round(loss_v, 5), "lr": lr, "grad_norm": round(gnorm_v, 5),
+                "tokens_per_s": round(step_tokens / dt, 1) if dt else None,
+                "trained_tokens": window_trained})
+            elapsed = time.monotonic() - started
+            per_step = elapsed / max(1, step - (res.resumed_from or 0))
+            ctx.emit("progress", done=step, total=self.total_steps, unit="steps",
+                     eta_s=round(per_step * (self.total_steps - step), 1))
+            if step % tc["memory_every"] == 0 or step == 1:
+                s = monitor.sample()
+                ctx.emit("memory", **s.payload())
+                if monitor.over_hard_limit(s):
+                    res.memory_stop = (f"{s.used_gb:.1f} GB used, over the hard limit of "
+                                       f"{monitor.hard:.1f} GB")
+                    self._save(model, opt, sched, step)
+                    ctx.emit("error", message=f"memory: {res.memory_stop}; stopped with a "
+                             "checkpoint before the system runs out",
+                             detail=None, hint="Lower the stage's seq_len, enable "
+                             "train.gradient_checkpointing or raise memory.budget_gb.")
+                    res.status = "failed"
+                    break
+            if step % tc["sample_every"] == 0:
+                self.samples(model, step)
+            if step % tc["checkpoint_every"] == 0:
+                self._save(model, opt, sched, step)
+            if plan.stop_when is not None and plan.stop_when(res.losses):
+                ctx.emit("log", level="info", message=f"target reached at step {step}")
+                break
+        res.steps = step
+        res.peak_memory_gb = max(monitor.peak_used, monitor.sample().used_gb)
+        if res.status == "ok":
+            self.samples(model, step)
+            self._save(model, opt, sched, step)
+            self._save_adapter(model)
+        return res
+
+    # -- samples ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def samples(self, model: Any, step: int) -> None:
+        if not self.probes:
+            return
+        model.eval()
+        eos = [self.tok.convert_tokens_to_ids(t) for t in self._stop_tokens()]
+        try:
+            for rec in self.probes:
+                prompt = self.renderer.render(rec).prompt
+                ids = self.tok(prompt, return_tensors="pt",
+                               add_special_tokens=False).input_ids.to(self.placement.device)
+                with torch.autocast(device_type=self.placement.device, dtype=self.placement.dtype,
+                                    enabled=self.placement.autocast):
+                    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
+                                         max_new_tokens=self.cfg["train"]["sample_max_tokens"],
+                                         do_sample=False, eos_token_id=eos,
+                                         pad_token_id=eos[0], use_cache=True)
+                answer = self.tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()
+                v = verdict(rec.expect, answer, rec.extra.get("refuse"))
+                sample = {"step": step, "bucket": rec.bucket, "prompt": rec.user_text,
+                          "output": answer, "verdict": v}
+                self.result.samples.append(sample)
+                self.ctx.emit("sample", **sample)
+        finally:
+            model.train()
+
+    def _stop_tokens(self) -> list[str]:
+        toks = [t for t in (self.tok.eos_token, "<|im_end|>", "<|endoftext|>", "<|eot_id|>")
+                if t and self.tok.convert_tokens_to_ids(t) is not None
+                and self.tok.convert_tokens_to_ids(t) != self.tok.unk_token_id]
+        return list(dict.fromkeys(toks)) or [self.tok.eos_token]
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def _save(self, model: Any, opt: Any, sched: Any, step: int) -> None:
+        if step == 0:
+            return
+        root = self.plan.checkpoint_root
+        tmp = ckpt.temp_dir(root, step)
+        model.save_pretrained(tmp)
+        torch.save(opt.state_dict(), tmp / "optimizer.pt")
+        torch.save(sched.state_dict(), tmp / "scheduler.pt")
+        torch.save({"python": random.getstate(), "numpy": np.random.get_state(),
+                    "torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+                   tmp / "rng.pt")
+        ckpt.write_state(tmp, {
+            "step": step, "total_steps": self.total_steps, "stage": self.plan.stage,
+            "micro_batches_done": step * self.plan.grad_accum,
+            "losses": self.result.losses, "grad_norms": self.result.grad_norms,
+            "tokens": self.result.tokens, "seconds": self.result.seconds,
+            "settings": self.train_settings(), "time": time.time()})
+        final = ckpt.commit(tmp, ckpt.step_dir(root, step), self.cfg["train"]["keep_checkpoints"])
+        self.ctx.emit("artifact", kind="checkpoint", path=str(final))
+
+    def _resume(self, model: Any, opt: Any, sched: Any) -> int:
+        root = self.plan.checkpoint_root
+        if not self.plan.resume:
+            aside = ckpt.set_aside(root)
+            if aside:
+                self.ctx.emit("log", level="info", message=(
+                    f"starting {self.plan.stage} over; earlier checkpoints kept in {aside}"))
+            return 0
+        last = ckpt.latest(root)
+        if last is None:
+            self.ctx.emit("log", level="warning",
+                          message=f"no checkpoint of {self.plan.stage} to resume; starting fresh")
+            return 0
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        state = ckpt.read_state(last)
+        diff = ckpt.config_differences(state.get("settings", {}), self.train_settings())
+        if diff:
+            self.ctx.emit("log", level="warning", message=(
+                f"the config differs from checkpoint {last.name}: " + "; ".join(
+                    f"{k}: {a!r} → {b!r}" for k, a, b in ((k, *v) for k, v in diff.items()))
+                + " — continuing with the current config"))
+        weights = load_file(str(last / "adapter_model.safetensors"), device=self.placement.device)
+        set_peft_model_state_dict(model, weights)
+        opt.load_state_dict(torch.load(last / "optimizer.pt", weights_only=False))
+        sched.load_state_dict(torch.load(last / "scheduler.pt", weights_only=False))
+        rng = torch.load(last / "rng.pt", weights_only=False)
+        random.setstate(rng["python"])
+        np.random.set_state(rng["numpy"])
+        torch.set_rng_state(rng["torch"])
+        if rng.get("cuda") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        res = self.result
+        res.losses = list(state["losses"])
+        res.grad_norms = list(state["grad_norms"])
+        res.tokens = int(state.get("tokens", 0))
+        res.seconds = float(state.get("seconds", 0.0))
+        res.resumed_from = int(state["step"])
+        self.ctx.emit("log", level="info", message=f"resumed {self.plan.stage} from "
+                      f"{last.name} (step {state['step']} of {self.total_steps})")
+        return int(state["step"])
+
+    def _save_adapter(self, model: Any) -> None:
+        import shutil
+
+        out = self.plan.adapter_dir
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        model.save_pretrained(tmp)
+        if self.ctx.run_dir is not None and (Path(self.ctx.run_dir) / "config.toml").exists():
+            shutil.copy(Path(self.ctx.run_dir) / "config.toml", tmp / "web4tui-config.toml")
+        self.tok.save_pretrained(tmp)
+        ckpt._fsync_tree(tmp)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+        self.ctx.emit("artifact", kind="adapter", path=str(out))

@@ -1,0 +1,102 @@
+"""What the three training stages share: load, prepare data, train, and report.
+
+Each stage module (dry_run, mini, full) only says how it trains (its plan) and how its items
+are proved from the result; the loop itself lives in the backend.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+from engine import models
+from engine.records import load_tools
+from engine.render import Renderer
+from engine.stages.base import StageContext
+from engine.training import curves
+from engine.training.data import DataError, StageData, prepare, probe_records
+
+
+def run_training(ctx: StageContext, stage: str, *, epochs: int, grad_accum: int,
+                 max_steps: int | None = None,
+                 stop_when: Callable[[list[float]], bool] | None = None) -> tuple[Any, StageData]:
+    """Train one stage; returns (TrainResult, StageData). Raises DataError for bad data."""
+    cfg = ctx.cfg
+    backend = cfg["train"]["backend"]
+    if backend == "mlx":
+        raise DataError("the mlx backend is not available in this version yet; "
+                        "set train.backend=\"torch\"")
+    from engine.backends.torch_lora import TorchTrainer, TrainPlan
+
+    def progress(done: int, total: int, msg: str) -> None:
+        ctx.emit("log", level="info", message=f"model: {msg}")
+
+    folder = models.resolve(cfg["model"]["id"], cfg["model"]["cache_dir"], progress)
+    tok = models.load_tokenizer(folder, cfg["model"]["trust_remote_code"])
+    data = prepare(stage, cfg, tok)
+    ctx.emit("log", level="info", message=f"{stage} data: " + json.dumps(data.summary()))
+    run_dir = Path(ctx.run_dir) if ctx.run_dir is not None else Path(cfg["run"]["outputs_dir"])
+    plan = TrainPlan(stage=stage, grad_accum=grad_accum, epochs=epochs, max_steps=max_steps,
+                     stop_when=stop_when, checkpoint_root=run_dir / "checkpoints" / stage,
+                     adapter_dir=adapter_dir(run_dir, stage), resume=ctx.resume)
+    renderer = Renderer(tok, cfg["data"]["system_prompt"], load_tools(cfg["data"]["tools"]))
+    trainer = TorchTrainer(ctx, cfg, plan, data, folder, tok, probe_records(cfg), renderer)
+    return trainer.run(), data
+
+
+def adapter_dir(run_dir: Path, stage: str) -> Path:
+    """``lora/`` holds the full run's adapter (DESIGN §5); earlier stages keep theirs apart."""
+    return run_dir / "lora" if stage == "full" else run_dir / stage / "lora"
+
+
+def data_failed(ctx: StageContext, item: str, exc: DataError) -> str:
+    ctx.emit("error", message=str(exc), detail=None,
+             hint="Run `web4tui check` on the data, or change the stage settings.")
+    ctx.check(item, "fail", "cannot train", detail={"error": str(exc)})
+    return "failed"
+
+
+def prove_common(ctx: StageContext, stage: str, result: Any) -> None:
+    """The items every training stage shares: no NaN, no device errors, memory."""
+    nan_item = f"{stage}.no_nan"
+    if nan_item in _items(stage):
+        bad = curves.first_non_finite(result.losses + result.grad_norms)
+        if result.nan_step is not None or bad is not None:
+            ctx.check(nan_item, "fail", f"non-finite at step {result.nan_step}",
+                      detail={"step": result.nan_step})
+        else:
+            ctx.check(nan_item, "pass", f"{len(result.losses)} steps finite",
+                      detail={"max_grad_norm": max(result.grad_norms, default=0.0)})
+    dev_item = f"{stage}.no_device_errors"
+    if dev_item in _items(stage):
+        ctx.check(dev_item, "fail" if result.device_error else "pass",
+                  result.device_error or f"none on {result.placement}",
+                  detail={"error": result.device_error})
+    mem_item = f"{stage}.memory"
+    if mem_item in _items(stage):
+        over = result.peak_memory_gb > result.budget_gb or result.memory_stop
+        ctx.check(mem_item, "fail" if over else "pass",
+                  f"peak {result.peak_memory_gb:.2f} GB of {result.budget_gb:.1f} GB budget",
+                  detail={"peak_gb": result.peak_memory_gb, "budget_gb": result.budget_gb,
+                          "stopped": result.memory_stop})
+
+
+def _items(stage: str) -> set[str]:
+    from engine import checklist
+    return {i.id for i in checklist.stage(stage).items}
+
+
+def summary(result: Any, data: StageData) -> dict[str, Any]:
+    return {"steps": result.steps, "total_steps": result.total_steps,
+            "final_loss": result.losses[-1] if result.losses else None,
+            "tokens_per_s": round(result.tokens_per_s, 1), "tokens": result.tokens,
+            "seconds": round(result.seconds, 1), "peak_memory_gb": round(result.peak_memory_gb, 3),
+            "placement": result.placement, "resumed_from": result.resumed_from,
+            "data": data.summary()}
+
+
+def finite_mean(values: list[float]) -> float:
+    vals = [v for v in values if math.isfinite(v)]
+    return sum(vals) / len(vals) if vals else math.nan

@@ -1,0 +1,1 @@
+"""Backend-independent training parts: data per stage, loss curves, memory, checkpoints."""

@@ -1,0 +1,47 @@
+"""Every state has a glyph readable without colour, and a theme colour on top of it."""
+
+from __future__ import annotations
+
+GLYPHS = {
+    "pending": "·", "running": "▶", "pass": "✓", "warn": "!", "fail": "✗", "skip": "–",
+    "cancelled": "■", "died": "☠", "ok": "✓", "failed": "✗", "skipped": "–",
+}
+#: State -> theme variable (never a literal colour; the theme decides).
+COLOR_VARS = {
+    "pass": "success", "ok": "success", "warn": "warning", "fail": "error", "failed": "error",
+    "died": "error", "running": "accent", "cancelled": "secondary",
+    "skip": "text-muted", "skipped": "text-muted", "pending": "text-muted",
+}
+LEGEND = ("· pending   ▶ running   ✓ pass   ! warn   ✗ fail   – skip   ■ cancelled   "
+          "☠ engine died")
+
+
+def glyph(state: str) -> str:
+    return GLYPHS.get(state, "?")
+
+
+def markup(state: str, text: str) -> str:
+    """Content markup: ``[$success]✓ text[/]``, resolved against the current theme."""
+    var = COLOR_VARS.get(state)
+    body = f"{glyph(state)} {text}"
+    return f"[${var}]{_escape(body)}[/]" if var else _escape(body)
+
+
+def verdict_state(verdict: object) -> str:
+    """A sample's verdict as a check state: pass, fail or warn (unknown words are warn)."""
+    if isinstance(verdict, dict):
+        ok = verdict.get("ok")
+        return "pass" if ok is True else "fail" if ok is False else "warn"
+    if isinstance(verdict, bool):
+        return "pass" if verdict else "fail"
+    word = str(verdict).lower().replace("-", "_").replace(" ", "_")
+    if word.startswith(("not_", "no_")) or any(
+            bad in word for bad in ("invalid", "fail", "bad", "wrong", "prose", "drift")):
+        return "fail"
+    if word.startswith(("pass", "ok", "valid", "match", "refused", "answered", "correct")):
+        return "pass"
+    return "warn"
+
+
+def _escape(text: str) -> str:
+    return text.replace("[", r"\[")

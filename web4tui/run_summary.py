@@ -1,0 +1,87 @@
+"""One line per run for the runs screen: status, stages passed, best eval score, date.
+
+Reads state.json and only the tail of events.jsonl, so listing many long runs stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass
+
+from engine import checklist
+from engine.protocol import decode
+from web4tui.runfolder import RunFolder
+
+TAIL_BYTES = 1_000_000  # eval results sit near the end of a run's history
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run: RunFolder
+    status: str
+    passed: int
+    best_eval: float | None
+    updated: str
+
+
+def summarize(run: RunFolder) -> RunSummary:
+    stages = run.state().get("stages", {})
+    passed = sum(1 for s in checklist.STAGE_IDS if stages.get(s, {}).get("status") == "ok")
+    path = run.events if run.events.exists() else run.root / "config.toml"
+    updated = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
+    return RunSummary(run, run.status(), passed, best_eval(run), updated)
+
+
+def best_eval(run: RunFolder) -> float | None:
+    """The best eval score this run reported: ``summary.score`` of an eval stage, else the
+    mean of its eval items' measured values."""
+    best: float | None = None
+    values: list[float] = []
+    for ev in _tail_events(run):
+        if ev.stage != "eval":
+            continue
+        if ev.type == "stage_started":
+            values = []
+        elif ev.type == "check" and isinstance(ev.get("item"), str) \
+                and ev.get("item") != "eval.logged":
+            v = _number(ev.get("value"))
+            if v is not None:
+                values.append(v)
+        elif ev.type == "stage_finished":
+            summary = ev.get("summary") or {}
+            score = _number(summary.get("score")) if isinstance(summary, dict) else None
+            if score is None and values:
+                score = sum(values) / len(values)
+            if score is not None:
+                best = score if best is None else max(best, score)
+    return best
+
+
+def _tail_events(run: RunFolder):  # noqa: ANN202
+    try:
+        with open(run.events, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - TAIL_BYTES))
+            data = fh.read()
+    except FileNotFoundError:
+        return
+    lines = data.split(b"\n")
+    if size > TAIL_BYTES:
+        lines = lines[1:]  # the first line is cut
+    for raw in lines:
+        ev = decode(raw)
+        if ev is not None:
+            yield ev
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    m = _NUMBER.search(str(value or ""))
+    return float(m.group()) if m else None

@@ -1,0 +1,1 @@
+"""Screens and dialogs: the main screen, runs, confirmations, help, the loss plot."""

@@ -1,0 +1,1 @@
+"""The panes and widgets of the main screen, one module each."""

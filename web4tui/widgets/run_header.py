@@ -1,0 +1,50 @@
+"""One header line: run, backend/device, current stage, elapsed and ETA.
+
+Repainted only when its text changes (a plain refresh, no layout pass), so a running engine
+costs one small repaint per second.
+"""
+
+from __future__ import annotations
+
+import time
+
+from textual.content import Content
+from textual.widget import Widget
+
+from web4tui.charts import fmt_duration
+from web4tui.run_state import RunState
+
+
+class RunHeader(Widget):
+    def __init__(self, **kwargs) -> None:  # noqa: ANN003
+        super().__init__(**kwargs)
+        self.text = ""
+
+    def show(self, run_name: str | None, state: RunState, engine_alive: bool) -> None:
+        now = time.time()
+        parts = ["web4tui", f"run {run_name}" if run_name else "new run (default config)"]
+        if state.hello:
+            parts.append(f"{state.hello.get('backend')}/{state.hello.get('device')}")
+        stage = state.current_stage
+        if state.engine_died:
+            parts.append("engine died")
+        elif stage and engine_alive:
+            parts.append(f"▶ {stage}")
+        elif engine_alive:
+            parts.append("engine starting")
+        else:
+            parts.append("idle")
+        if state.started_ts:
+            end = now if engine_alive else (state.last_ts or state.started_ts)
+            parts.append(f"elapsed {fmt_duration(end - state.started_ts)}")
+        if stage and engine_alive:
+            eta = state.stage_eta(stage, now)
+            if eta is not None:
+                parts.append(f"ETA {fmt_duration(eta)}")
+        text = " │ ".join(parts)
+        if text != self.text:
+            self.text = text
+            self.refresh()
+
+    def render(self) -> Content:
+        return Content(self.text)
