@@ -53,8 +53,19 @@ class Advice:
                 "evidence": self.evidence, "change": self.change}
 
 
-def _lr(cfg: dict[str, Any]) -> float:
-    return float(cfg["train"]["learning_rate"])
+def _lr_key(cfg: dict[str, Any], stage: str) -> str:
+    """The setting that holds a stage's learning rate (the dry run may have its own)."""
+    return f"{stage}.learning_rate" if "learning_rate" in cfg.get(stage, {}) \
+        else "train.learning_rate"
+
+
+def _lr(cfg: dict[str, Any], stage: str = "train") -> float:
+    section, key = _lr_key(cfg, stage).split(".")
+    return float(cfg[section][key])
+
+
+def _halve_lr(cfg: dict[str, Any], stage: str) -> dict[str, float]:
+    return {_lr_key(cfg, stage): _lr(cfg, stage) / 2}
 
 
 def _finite(x: Any) -> bool:
@@ -78,8 +89,8 @@ def diverged(metrics: Sequence[dict[str, Any]], cfg: dict[str, Any], stage: str
                     "advice.diverged", f"{key} became {values[key]} at step {m.get('step')}",
                     "Halve the learning rate and run the stage again.",
                     {"stage": stage, "step": m.get("step"), "metric": key,
-                     "value": str(values[key]), "learning_rate": _lr(cfg)},
-                    {"stages": [stage], "set": {"train.learning_rate": _lr(cfg) / 2}})
+                     "value": str(values[key]), "learning_rate": _lr(cfg, stage)},
+                    {"stages": [stage], "set": _halve_lr(cfg, stage)})
     window = cfg["advice"]["loss_window"]
     series = [(s, v) for s, v in loss_series(metrics) if _finite(v)]
     if len(series) < 2 * window:
@@ -96,8 +107,8 @@ def diverged(metrics: Sequence[dict[str, Any]], cfg: dict[str, Any], stage: str
             "Halve the learning rate and run the stage again.",
             {"stage": stage, "best_window_mean": round(best, 4),
              "last_window_mean": round(now, 4), "last_step": series[-1][0],
-             "window": window, "learning_rate": _lr(cfg)},
-            {"stages": [stage], "set": {"train.learning_rate": _lr(cfg) / 2}})
+             "window": window, "learning_rate": _lr(cfg, stage)},
+            {"stages": [stage], "set": _halve_lr(cfg, stage)})
     return None
 
 
@@ -125,7 +136,7 @@ def loss_stagnates(metrics: Sequence[dict[str, Any]], cfg: dict[str, Any], stage
                 "noisy": noisy}
     if noisy or stage == "dry_run":
         action = "Lower the learning rate (halved) and run the stage again."
-        change = {"stages": [stage], "set": {"train.learning_rate": _lr(cfg) / 2}}
+        change = {"stages": [stage], "set": _halve_lr(cfg, stage)}
     else:
         epochs = int(cfg[stage]["epochs"])
         action = f"Train longer: {epochs + 1} epochs instead of {epochs}."

@@ -68,7 +68,10 @@ def test_nan_loss_triggers_with_its_step() -> None:
     s[17]["values"]["loss"] = math.nan
     a = well_formed(advice.diverged(s, CFG, "dry_run"))
     assert a.evidence["step"] == 18 and a.evidence["value"] == "nan"
-    assert a.change["set"] == {"train.learning_rate": 1e-4}
+    assert a.change["set"] == {"dry_run.learning_rate": CFG["dry_run"]["learning_rate"] / 2}
+    # The other stages train at the shared learning rate.
+    assert well_formed(advice.diverged(s, CFG, "full")).change["set"] == {
+        "train.learning_rate": 1e-4}
 
 
 def test_infinite_grad_norm_triggers() -> None:
