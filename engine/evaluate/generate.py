@@ -58,20 +58,21 @@ def generate_ids(model: Any, prompts: Sequence[Sequence[int]], *, max_new_tokens
                  should_stop: Callable[[], bool] = lambda: False) -> list[list[int]]:
     """Greedy continuations (without the stop token) of every prompt, in the input order.
 
-    ``groups``: a key per prompt; prompts with equal keys are batched together (see
-    :func:`plan_batches`). ``min_shared``: a prefix shared by a whole batch at least this long
-    is computed once for the batch (0 turns that off).
+    ``groups``: a key per prompt (the template frame); inside a batch each group is prefilled
+    on its own, its shared prefix (``min_shared`` tokens or more; 0 = never) computed once,
+    then the whole batch decodes together (see :func:`plan_batches`).
     """
     import torch
 
+    keys = list(groups) if groups is not None else [None] * len(prompts)
     results: list[list[int]] = [[] for _ in prompts]
     started = time.monotonic()
     done = 0
-    for chunk in plan_batches([len(p) for p in prompts], batch_size, groups):
+    for chunk in plan_batches([len(p) for p in prompts], batch_size, keys):
         if should_stop():
             break
-        outs = _batch(model, [prompts[i] for i in chunk], max_new_tokens, set(stop_ids),
-                      pad_id, torch, min_shared or 10**9)
+        outs = _batch(model, [prompts[i] for i in chunk], [keys[i] for i in chunk],
+                      max_new_tokens, set(stop_ids), pad_id, torch, min_shared or 10**9)
         for i, out in zip(chunk, outs):
             results[i] = out
         done += len(chunk)
@@ -83,18 +84,16 @@ def generate_ids(model: Any, prompts: Sequence[Sequence[int]], *, max_new_tokens
 
 def plan_batches(lengths: Sequence[int], batch_size: int,
                  groups: Sequence[Hashable] | None = None) -> list[list[int]]:
-    """Batches of prompt indices: prompts of one group (same template frame, e.g. the ones
-    that show the tool listing) together, so their shared prefix is computed once per batch;
-    within a group longest first, so a batch pads little."""
+    """Batches of prompt indices: each group (same template frame, e.g. the prompts that show
+    the tool listing) longest first, the groups one after another, cut every ``batch_size``.
+    Neighbours share their frame and have similar lengths, so a batch pads little."""
     keys = list(groups) if groups is not None else [None] * len(lengths)
     by_group: dict[Hashable, list[int]] = {}
     for i, key in enumerate(keys):
         by_group.setdefault(key, []).append(i)
-    batches = []
-    for members in by_group.values():
-        members.sort(key=lambda i: -lengths[i])
-        batches += [members[s:s + batch_size] for s in range(0, len(members), batch_size)]
-    return batches
+    order = [i for members in sorted(by_group.values(), key=len, reverse=True)
+             for i in sorted(members, key=lambda i: -lengths[i])]
+    return [order[s:s + batch_size] for s in range(0, len(order), batch_size)]
 
 
 def common_prefix(prompts: Sequence[Sequence[int]]) -> int:
@@ -107,17 +106,15 @@ def common_prefix(prompts: Sequence[Sequence[int]]) -> int:
     return max(n, 0)
 
 
-def _batch(model: Any, prompts: list[Sequence[int]], max_new: int, stop: set[int],
-           pad_id: int, torch: Any, min_shared: int) -> list[list[int]]:
-    """Greedy answers for one batch.
+def _prefill(model: Any, prompts: list[Sequence[int]], pad_id: int, torch: Any,
+             min_shared: int, cache_kw: str) -> tuple[Any, Any, Any, Any]:
+    """(last logits, cache, attention mask, next positions) for prompts of one frame.
 
-    The prefix every prompt shares — the system prompt and the tool listing, often most of a
+    The prefix they all share — the system prompt and the tool listing, often most of a
     prompt — is computed once and its cache repeated for every row; each row's own tokens
     follow, left-padded (padding sits between the shared prefix and the row's text, masked).
     """
-    rows = len(prompts)
-    device = model.device
-    cache_kw = _cache_argument(model)
+    rows, device = len(prompts), model.device
     shared = common_prefix(prompts) if rows > 1 else 0
     if shared < min_shared:
         shared = 0
@@ -131,22 +128,65 @@ def _batch(model: Any, prompts: list[Sequence[int]], max_new: int, stop: set[int
         mask[r, shared + width - len(p):] = 1
     ids, mask = ids.to(device), mask.to(device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    extra = {}
+    if shared:
+        head = torch.tensor([list(prompts[0][:shared])], dtype=torch.long, device=device)
+        pre = model(input_ids=head, use_cache=True, logits_to_keep=1)
+        cache = getattr(pre, cache_kw)
+        cache.batch_repeat_interleave(rows)
+        extra = {cache_kw: cache}
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions[:, shared:],
+                use_cache=True, logits_to_keep=1, **extra)
+    return out.logits[:, -1, :], getattr(out, cache_kw), mask, positions[:, -1:] + 1
+
+
+def _merge(parts: list[tuple[Any, Any, Any, Any]], torch: Any) -> tuple[Any, Any, Any, Any]:
+    """One batch from several prefilled groups: caches and masks left-padded to one length
+    (the padding is masked), rows in the order of ``parts``."""
+    if len(parts) == 1:
+        return parts[0]
+    width = max(mask.shape[1] for _, _, mask, _ in parts)
+    caches = [cache for _, cache, _, _ in parts]
+    merged = caches[0]
+    for i, layer in enumerate(merged.layers):
+        for name in ("keys", "values"):
+            tensors = [getattr(c.layers[i], name) for c in caches]
+            setattr(layer, name, torch.cat([
+                torch.nn.functional.pad(x, (0, 0, width - x.shape[2], 0)) for x in tensors]))
+    mask = torch.cat([torch.nn.functional.pad(m, (width - m.shape[1], 0))
+                      for _, _, m, _ in parts])
+    return (torch.cat([lg for lg, _, _, _ in parts]), merged, mask,
+            torch.cat([pos for _, _, _, pos in parts]))
+
+
+def _can_merge(cache: Any) -> bool:
+    layers = getattr(cache, "layers", None)
+    return bool(layers) and all(hasattr(x, "keys") and hasattr(x, "values") for x in layers)
+
+
+def _batch(model: Any, prompts: list[Sequence[int]], keys: list[Hashable], max_new: int,
+           stop: set[int], pad_id: int, torch: Any, min_shared: int) -> list[list[int]]:
+    """Greedy answers for one batch: each frame group prefilled on its own, then one decode
+    loop for all rows; a row that stops leaves the batch and its cache rows are dropped."""
+    cache_kw = _cache_argument(model)
+    order: list[int] = []
+    by_key: dict[Hashable, list[int]] = {}
+    for r, key in enumerate(keys):
+        by_key.setdefault(key, []).append(r)
     outputs: list[list[int]] = [[] for _ in prompts]
-    active = list(range(rows))  # which prompt each remaining batch row belongs to
     with torch.inference_mode():
-        extra = {}
-        if shared:
-            head = torch.tensor([list(prompts[0][:shared])], dtype=torch.long, device=device)
-            pre = model(input_ids=head, use_cache=True, logits_to_keep=1)
-            cache = getattr(pre, cache_kw)
-            cache.batch_repeat_interleave(rows)
-            extra = {cache_kw: cache}
-        out = model(input_ids=ids, attention_mask=mask, position_ids=positions[:, shared:],
-                    use_cache=True, logits_to_keep=1, **extra)
-        cache = getattr(out, cache_kw)
-        next_pos = positions[:, -1:] + 1
+        parts = []
+        for rows in by_key.values():
+            parts.append(_prefill(model, [prompts[r] for r in rows], pad_id, torch,
+                                  min_shared, cache_kw))
+            order += rows
+        if len(parts) > 1 and not _can_merge(parts[0][1]):  # a cache type we can't merge
+            return [_batch(model, [p], [None], max_new, stop, pad_id, torch, min_shared)[0]
+                    for p in prompts]
+        logits, cache, mask, next_pos = _merge(parts, torch)
+        active = order  # which prompt each remaining batch row belongs to
         for step in range(max_new):
-            tokens = out.logits[:, -1, :].argmax(-1)
+            tokens = logits.argmax(-1)
             keep = []
             for row, token in enumerate(tokens.tolist()):
                 if token in stop:
@@ -156,13 +196,14 @@ def _batch(model: Any, prompts: list[Sequence[int]], max_new: int, stop: set[int
             if not keep or step == max_new - 1:
                 break
             if len(keep) < len(active):  # finished rows leave the batch and the cache
-                index = torch.tensor(keep, device=device)
+                index = torch.tensor(keep, device=model.device)
                 cache.batch_select_indices(index)
                 mask, next_pos, tokens = mask[index], next_pos[index], tokens[index]
                 active = [active[r] for r in keep]
             mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=-1)
             out = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=next_pos,
                         use_cache=True, logits_to_keep=1, **{cache_kw: cache})
+            logits = out.logits[:, -1, :]
             next_pos = next_pos + 1
     return outputs
 

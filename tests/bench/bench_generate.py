@@ -1,13 +1,15 @@
 """Batched greedy generation against one-prompt-at-a-time HF ``generate``, same prompts.
 
-    python tests/bench/bench_generate.py [--model default|tiny] [--prompts 16]
-                                         [--max-new-tokens 64] [--batch-size 16]
+    python tests/bench/bench_generate.py [--model default|tiny] [--prompts 32]
+                                         [--max-new-tokens 64] [--batch-size 16] [--threads N]
 
 The prompts are eval records (every k-th of data/eval, so every bucket is in), rendered the
 one way evaluation renders them. Prints each path's throughput (generated tokens per second,
 end to end: prefill included), the ratio (target >= 3x) and whether the answers are
 token-for-token identical. ``--model default`` is SmolLM2-135M-Instruct (the embedded model);
-``tiny`` is a random 2-layer model with its tokenizer, for a quick look.
+``tiny`` is a random 2-layer model with its tokenizer, for a quick look. ``--threads`` sets
+torch's CPU threads for both paths (on a machine shared with other work, 1 thread gives far
+steadier timings than spinning OpenMP threads fighting for the same cores).
 """
 
 from __future__ import annotations
@@ -24,12 +26,15 @@ sys.path.insert(0, str(ROOT))
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="default", help="default, tiny, or a HF folder")
-    ap.add_argument("--prompts", type=int, default=16)
+    ap.add_argument("--prompts", type=int, default=32)
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     args = ap.parse_args()
 
     import torch
+    if args.threads:
+        torch.set_num_threads(args.threads)
     from transformers import AutoModelForCausalLM
 
     from engine import config, models
