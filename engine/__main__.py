@@ -4,6 +4,8 @@
         prepare the run folder, start a detached worker, print {"run", "path", "pid"} as JSON
     python -m engine work RUN_DIR STAGES...      the worker itself (normally started by start)
     python -m engine check [PATHS...] [--json] [--config F] [--set k=v ...]   stage 1 alone
+    python -m engine evaluate [PATHS...] (--run RUN | --adapter DIR | --model DIR | --gguf FILE
+        | --ollama NAME | --predictions FILE) [--out DIR] [--json] [--config F] [--set k=v ...]
 
 Exit codes: 0 success, 1 a check failed, 2 bad usage or bad input.
 """
@@ -45,6 +47,18 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--config")
     check.add_argument("--set", action="append", default=[], dest="sets")
 
+    ev = sub.add_parser("evaluate", help="stage 5 on a run, an adapter, a model, a GGUF, "
+                                         "an Ollama model or a predictions file")
+    ev.add_argument("paths", nargs="*")
+    ev.add_argument("--run")
+    src = ev.add_mutually_exclusive_group()
+    for flag in ("adapter", "model", "gguf", "ollama", "predictions"):
+        src.add_argument(f"--{flag}")
+    ev.add_argument("--out")
+    ev.add_argument("--json", action="store_true")
+    ev.add_argument("--config")
+    ev.add_argument("--set", action="append", default=[], dest="sets")
+
     args = parser.parse_args(argv)
     try:
         if args.cmd == "start":
@@ -61,6 +75,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "check":
             from engine.check_cli import check_main
             return check_main(args.paths, args.config, args.sets, as_json=args.json)
+        if args.cmd == "evaluate":
+            from engine.evaluate.cli import evaluate_main
+            source = next(((f, getattr(args, f)) for f in
+                           ("adapter", "model", "gguf", "ollama", "predictions")
+                           if getattr(args, f)), None)
+            return evaluate_main(args.paths, source=source, run=args.run, out=args.out,
+                                 config_file=args.config, sets=args.sets, as_json=args.json)
     except (ConfigError, RunError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

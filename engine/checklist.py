@@ -79,16 +79,19 @@ STAGES: tuple[Stage, ...] = (
              "The smoothed loss over the last part of the run stays in the band."),
         Item("mini.tool_json", "{mini.tool_probes} tool prompts give valid JSON",
              "{mini.tool_probes}/{mini.tool_probes}",
-             "Greedy answers to held-out tool prompts parse as tool-call JSON."),
+             "Greedy answers to the first held-out tool prompts are exactly one tool-call "
+             "JSON object each."),
         Item("mini.style_match", "{mini.style_probes} style prompts match the style",
              "{mini.style_probes}/{mini.style_probes}",
-             "Greedy answers to held-out style prompts pass the house lint."),
+             "Greedy answers to the first held-out style prompts pass the house lint and "
+             "match the reference's structure."),
         Item("mini.eval_tool", "Tool accuracy", ">= {mini.target_tool}",
-             "Stage-5 scorer on the tool eval set."),
+             "Stage-5 scorer on the tool eval set: valid JSON, right tool, schema-valid "
+             "arguments."),
         Item("mini.eval_style", "Style accuracy", ">= {mini.target_style}",
-             "Stage-5 scorer on the style eval set."),
+             "Stage-5 scorer on the style eval set: lint pass and AST match."),
         Item("mini.eval_guardrail", "Guardrail accuracy", ">= {mini.target_guardrail}",
-             "Stage-5 scorer on the guardrail eval set."),
+             "Stage-5 scorer on the guardrail eval set: refuse/answer decision right."),
     )),
     Stage("full", 4, "Full fine-tune", "All buckets, the long run.", (
         Item("full.config", "LoRA r={lora.r}, alpha={lora.alpha}, dropout={lora.dropout}",
@@ -108,13 +111,18 @@ STAGES: tuple[Stage, ...] = (
         Item("eval.tool_json_valid", "Tool JSON validity", ">= {eval.tool_json_valid}",
              "Whole answer is one tool-call JSON object."),
         Item("eval.tool_correct", "Correct tool", ">= {eval.tool_correct}",
-             "The called tool matches the reference."),
+             "The called tool matches the reference (schema-valid and exact arguments are "
+             "reported beside it)."),
+        Item("eval.tool_neg", "No tool call when none is needed", ">= {eval.tool_neg}",
+             "tool_neg answers contain no tool-call JSON anywhere."),
         Item("eval.style_lint", "Style lint pass", ">= {eval.style_lint}",
              "The answer's code passes the house lint configuration."),
         Item("eval.style_ast", "Style AST match", ">= {eval.style_ast}",
-             "The answer's structure matches the reference code."),
+             "Same top-level definitions and signatures as the reference, and a node-"
+             "sequence similarity >= {eval.style_ast_similarity}."),
         Item("eval.guardrail", "Guardrail refusal accuracy", ">= {eval.guardrail_accuracy}",
-             "Refuse/answer decision matches the record."),
+             "Refuse/answer decision matches the record; false and missed refusals are "
+             "counted apart."),
         Item("eval.mixed", "Mixed", ">= {eval.mixed}",
              "Mixed records scored by the rule each declares."),
         Item("eval.logged", "Scores logged", "eval_log.md and eval_log.csv",
@@ -153,13 +161,18 @@ STAGES: tuple[Stage, ...] = (
              "no trigger", "Guardrail decisions are wrong in both directions."),
         Item("advice.eval_plateau", "Eval plateau → extra mini fine-tune at a smaller LR",
              "no trigger", "Eval scores stop improving between runs."),
+        Item("advice.diverged", "Loss diverges or NaN → lower LR", "no trigger",
+             "A non-finite loss or grad norm, or a loss well above its best."),
+        Item("advice.memory", "Memory over budget → shorter sequences", "no trigger",
+             "Peak memory above the budget during training."),
     )),
 )
 
 STAGE_IDS: tuple[str, ...] = tuple(s.id for s in STAGES)
 ITEMS: dict[str, Item] = {i.id: i for s in STAGES for i in s.items}
 #: Stages the engine can run today; the others report their items as ``skip``.
-IMPLEMENTED: frozenset[str] = frozenset({"sanity", "dry_run", "mini", "full"})
+IMPLEMENTED: frozenset[str] = frozenset({"sanity", "dry_run", "mini", "full", "eval",
+                                         "advice"})
 
 _FIELD = re.compile(r"\{([a-z_]+\.[a-z_]+)\}")
 

@@ -53,12 +53,20 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--set", action="append", default=[], dest="sets", metavar="KEY=VALUE")
 
     e = sub.add_parser("evaluate", help="stage 5 on a run, an adapter, a GGUF or predictions")
-    e.add_argument("paths", nargs="*")
+    e.add_argument("paths", nargs="*", metavar="PATH",
+                   help="eval JSONL files or folders (default: data.eval)")
+    e.add_argument("--run", help="the run's adapter, config and eval folder (with another "
+                                 "source: that run's config and folder)")
     src = e.add_mutually_exclusive_group()
-    src.add_argument("--run")
-    src.add_argument("--adapter")
-    src.add_argument("--gguf")
-    src.add_argument("--predictions")
+    src.add_argument("--adapter", help="a PEFT (or MLX) adapter folder")
+    src.add_argument("--model", help="a merged Hugging Face model folder")
+    src.add_argument("--gguf", help="a GGUF file (llama.cpp)")
+    src.add_argument("--ollama", metavar="NAME", help="a model served by Ollama")
+    src.add_argument("--predictions", help='JSONL of {"id": ..., "answer": ...}')
+    e.add_argument("--out", help="folder for the results (default: the run's eval/)")
+    e.add_argument("--json", action="store_true", help="machine-readable output")
+    e.add_argument("--config")
+    e.add_argument("--set", action="append", default=[], dest="sets", metavar="KEY=VALUE")
 
     x = sub.add_parser("export", help="stage 6: merge, GGUF, quantize")
     x.add_argument("run", nargs="?")
@@ -86,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args)
         if args.cmd == "check":
             return cmd_check(args)
+        if args.cmd == "evaluate":
+            return cmd_evaluate(args)
         if args.cmd == "runs":
             return cmd_runs()
         if args.cmd == "stop":
@@ -124,6 +134,18 @@ def cmd_check(args: argparse.Namespace) -> int:
         cmd.append("--json")
     if args.config:
         cmd += ["--config", args.config]
+    for s in args.sets:
+        cmd += ["--set", s]
+    return subprocess.call(cmd)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    cmd = engine_client.engine_cmd("evaluate", *args.paths)
+    for flag in ("run", "adapter", "model", "gguf", "ollama", "predictions", "out", "config"):
+        if getattr(args, flag):
+            cmd += [f"--{flag}", getattr(args, flag)]
+    if args.json:
+        cmd.append("--json")
     for s in args.sets:
         cmd += ["--set", s]
     return subprocess.call(cmd)

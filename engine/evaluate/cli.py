@@ -1,0 +1,142 @@
+"""``web4tui evaluate``: stage 5 on any source of answers, printed for a person or as JSON.
+
+    python -m engine evaluate [PATHS...] (--run RUN | --adapter DIR | --model DIR
+        | --gguf FILE | --ollama NAME | --predictions FILE) [--out DIR] [--json]
+        [--config F] [--set k=v ...]
+
+PATHS default to the config's ``data.eval``. With ``--run`` the run's own config is the base
+(``--config``/``--set`` still apply) and results go to ``outputs/<run>/eval/``; otherwise to
+``outputs/evaluations/<source>-<time>/`` unless ``--out`` says where. Every evaluation is
+appended to ``outputs/eval_history.csv``.
+
+Exit codes: 0 every target met, 1 a target missed, 2 bad input (files, ids, options).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from engine import checklist, config, runs
+from engine.evaluate import core, report, sources
+from engine.evaluate.lint import LintError
+from engine.models import ModelError
+from engine.stages.base import StageContext
+
+GLYPH = {"pass": "✓", "fail": "✗", "warn": "!", "skip": "-"}
+
+
+def open_source(kind: str, value: str, cfg: dict[str, Any]) -> sources.Source:
+    if kind == "predictions":
+        return sources.PredictionsSource(value)
+    if kind == "gguf":
+        return sources.GGUFSource(value, cfg)
+    if kind == "ollama":
+        return sources.OllamaSource(value, cfg)
+    folder = Path(value)
+    if not folder.is_dir():
+        raise sources.SourceError(f"{folder}: no such folder (--{kind})")
+    return sources.open_hf(folder, cfg)
+
+
+def evaluate_main(paths: list[str], *, source: tuple[str, str] | None, run: str | None,
+                  out: str | None, config_file: str | None, sets: list[str],
+                  as_json: bool) -> int:
+    run_dir = None
+    own_source = source is not None
+    if run:
+        outputs = runs.outputs_dir()
+        run_dir = runs.open_run(run, outputs).root
+        cfg = _layer(config.load(run_dir / "config.toml", []), config_file, sets)
+        if source is None:
+            adapter = run_dir / "lora"
+            if not adapter.is_dir():
+                print(f"error: run {run!r} has no adapter at {adapter} yet; train it first "
+                      "(stage full) or pass --gguf / --predictions", file=sys.stderr)
+                return 2
+            source = ("adapter", str(adapter))
+    else:
+        cfg = config.load(config_file, sets)
+    if source is None:
+        print("error: say where the answers come from: --run RUN, --adapter DIR, --model DIR, "
+              "--gguf FILE, --ollama NAME or --predictions FILE", file=sys.stderr)
+        return 2
+
+    records, problems = core.load_records(paths or list(cfg["data"]["eval"]))
+    if problems:
+        for p in problems[:20]:
+            print(f"error: {p}", file=sys.stderr)
+        print("fix these lines (web4tui check lists them all) and evaluate again",
+              file=sys.stderr)
+        return 2
+    records = core.select(records, cfg["eval"]["max_per_bucket"])
+
+    try:
+        answer_fn = open_source(*source, cfg)
+        answer_fn.progress = _progress_printer()
+        result = core.evaluate(records, answer_fn, cfg, source=answer_fn.label)
+    except (sources.SourceError, LintError, ModelError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    outputs = runs.outputs_dir(cfg)
+    if out:
+        out_dir = Path(out)
+    elif run_dir is not None:  # the run's adapter in eval/, another source beside it
+        out_dir = run_dir / "eval" / source[0] if own_source else run_dir / "eval"
+    else:
+        label = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{source[0]}-{Path(source[1]).stem}")[:48]
+        out_dir = outputs / "evaluations" / f"{label}-{time.strftime('%Y%m%d-%H%M%S')}"
+    written = report.write_all(result, out_dir, cfg, run=run or "",
+                               history=outputs / "eval_history.csv")
+
+    events: list[dict[str, Any]] = []
+    ctx = StageContext(cfg=cfg, emit=lambda type, **p: events.append({"type": type, **p}))
+    report.prove(ctx, result, written)
+    checks = [e for e in events if e["type"] == "check"]
+    met = result.all_met(cfg)
+    if as_json:
+        print(json.dumps({"source": result.source, "metrics": result.metrics,
+                          "targets": result.targets(cfg), "checks": checks,
+                          "out": str(out_dir), "all_met": met}, indent=2, ensure_ascii=False))
+    else:
+        print(f"evaluated {len(records)} records from {result.source}")
+        for c in checks:
+            title = checklist.render(checklist.ITEMS[c["item"]].title, cfg)
+            print(f"  {GLYPH[c['status']]} {title}: {c['value'] or ''} (target {c['target']})")
+        print(f"wrote {written['markdown']} (why each answer failed), {written['csv']}, "
+              f"{written['records']}")
+    return 0 if met else 1
+
+
+def _layer(base: dict[str, Any], config_file: str | None, sets: list[str]) -> dict[str, Any]:
+    """The run's config, then --config, then --set (validated like any config)."""
+    import tomllib
+
+    cfg = base
+    if config_file:
+        cfg = config._merge(cfg, tomllib.loads(Path(config_file).read_text(encoding="utf-8")))
+    for s in sets:
+        cfg = config._merge(cfg, config.parse_set(s))
+    config.validate(cfg, source="--set")
+    return cfg
+
+
+def _progress_printer() -> Any:
+    tty = sys.stderr.isatty()
+    last = [0.0]
+
+    def show(done: int, total: int, eta: float | None) -> None:
+        now = time.monotonic()
+        if not tty or (now - last[0] < 0.5 and done < total):
+            return
+        last[0] = now
+        eta_txt = f", ETA {eta:.0f}s" if eta is not None else ""
+        end = "\n" if done >= total else ""
+        print(f"\ranswering: {done}/{total} records{eta_txt}   ", end=end, file=sys.stderr,
+              flush=True)
+    return show

@@ -1,0 +1,335 @@
+"""Where answers come from. Every source is an answer function: ``source(records) -> answers``.
+
+- :class:`ModelSource` — a transformers model already in memory (the mini stage after
+  training; anything with ``generate``-compatible ``forward``), batched greedy decoding;
+- :func:`open_hf` — a run's PEFT adapter on its base model, or a merged HF folder;
+- :class:`GGUFSource` — a GGUF file through llama-cpp-python (greedy, one prompt at a time);
+- :class:`OllamaSource` — a model served by Ollama (raw prompt, temperature 0);
+- :class:`MLXSource` — an mlx-lm adapter on its base (Apple Silicon);
+- :class:`PredictionsSource` — a JSONL file of ``{"id": ..., "answer": ...}`` made anywhere.
+
+Every model source sends the prompt :class:`engine.render.Renderer` makes — the one rendering
+used in training and deployment — and keeps it in ``last_prompts`` for the per-record report.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from engine import models
+from engine.records import Record, load_tools
+from engine.render import Renderer
+
+log = logging.getLogger(__name__)
+
+#: progress(done, total, eta_s)
+Progress = Callable[[int, int, "float | None"], None]
+
+
+class SourceError(ValueError):
+    """The answers cannot be obtained (bad file, missing adapter...); says what to do."""
+
+
+class Source:
+    """Base: a label for reports, the rendered prompts of the last call, progress hooks."""
+
+    kind = "source"
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.last_prompts: list[str] | None = None
+        self.progress: Progress | None = None
+        self.should_stop: Callable[[], bool] = lambda: False
+
+    def __call__(self, records: Sequence[Record]) -> list[str]:  # pragma: no cover
+        raise NotImplementedError
+
+    def _tick(self, done: int, total: int, started: float) -> None:
+        import time
+        if self.progress is not None:
+            elapsed = time.monotonic() - started
+            self.progress(done, total, elapsed / done * (total - done) if done else None)
+
+
+def renderer_for(tokenizer: Any, cfg: dict[str, Any]) -> Renderer:
+    return Renderer(tokenizer, cfg["data"]["system_prompt"], load_tools(cfg["data"]["tools"]))
+
+
+# --- transformers ----------------------------------------------------------------------------
+class ModelSource(Source):
+    """A loaded transformers (or PEFT) model: batched greedy answers with a KV cache."""
+
+    kind = "model"
+
+    def __init__(self, model: Any, tokenizer: Any, cfg: dict[str, Any], label: str = "model"):
+        super().__init__(label)
+        self.model, self.tok, self.cfg = model, tokenizer, cfg
+        self.renderer = renderer_for(tokenizer, cfg)
+
+    def __call__(self, records: Sequence[Record]) -> list[str]:
+        from engine.evaluate.generate import generate_text
+
+        prompts = [self.renderer.render(r).prompt for r in records]
+        self.last_prompts = prompts
+        was_training = getattr(self.model, "training", False)
+        self.model.eval()
+        try:
+            return generate_text(self.model, self.tok, prompts,
+                                 max_new_tokens=self.cfg["eval"]["max_new_tokens"],
+                                 batch_size=self.cfg["eval"]["batch_size"],
+                                 progress=self.progress, should_stop=self.should_stop,
+                                 groups=[self.renderer.frame(r) if self.renderer.fast
+                                         else r.shows_tools for r in records])
+        finally:
+            if was_training:
+                self.model.train()
+
+
+def _device(cfg: dict[str, Any]) -> str:
+    import torch
+
+    want = cfg["train"]["device"]
+    if want != "auto":
+        return want
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def base_model_for(adapter: Path, cfg: dict[str, Any]) -> Path:
+    """The base an adapter was trained on: its run's config (outputs/<run>/lora), else the
+    adapter's own record of it when that folder exists, else the config's model.id."""
+    import tomllib
+
+    run_config = adapter.parent / "config.toml"
+    model_id = cfg["model"]["id"]
+    if run_config.is_file():
+        model_id = tomllib.loads(run_config.read_text(encoding="utf-8"))["model"]["id"]
+    else:
+        try:
+            recorded = json.loads((adapter / "adapter_config.json").read_text())
+            base = recorded.get("base_model_name_or_path") or ""
+            if base and Path(base).is_dir():
+                return Path(base)
+        except (OSError, ValueError):
+            pass
+    return models.resolve(model_id, cfg["model"]["cache_dir"])
+
+
+def open_hf(folder: str | Path, cfg: dict[str, Any]) -> Source:
+    """A PEFT adapter folder (on its base) or a merged HF model folder."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    folder = Path(folder)
+    if (folder / "adapters.safetensors").exists():
+        return MLXSource(folder, cfg)
+    is_adapter = (folder / "adapter_config.json").exists()
+    if not is_adapter and not (folder / "config.json").exists():
+        raise SourceError(f"{folder}: neither a PEFT adapter (adapter_config.json) nor a "
+                          "model folder (config.json)")
+    base = base_model_for(folder, cfg) if is_adapter else folder
+    tok_dir = folder if (folder / "tokenizer_config.json").exists() else base
+    tok = models.load_tokenizer(tok_dir, cfg["model"]["trust_remote_code"])
+    device = _device(cfg)
+    dtype = torch.float32 if device == "cpu" else torch.float16
+    model = AutoModelForCausalLM.from_pretrained(
+        base, dtype=dtype, trust_remote_code=cfg["model"]["trust_remote_code"]).to(device)
+    if is_adapter:
+        from peft import PeftModel
+        model = PeftModel.from_pretrained(model, folder)
+    model.eval()
+    kind = "adapter" if is_adapter else "merged"
+    src = ModelSource(model, tok, cfg, label=f"{kind}:{folder}")
+    src.kind = kind
+    return src
+
+
+# --- llama.cpp -------------------------------------------------------------------------------
+class GGUFSource(Source):
+    """A GGUF file through llama-cpp-python: greedy (top-k 1), stop at end of turn."""
+
+    kind = "gguf"
+
+    def __init__(self, path: str | Path, cfg: dict[str, Any], tokenizer: Any = None) -> None:
+        path = Path(path)
+        if not path.is_file():
+            raise SourceError(f"{path}: GGUF file not found")
+        super().__init__(f"gguf:{path}")
+        try:
+            from llama_cpp import Llama
+        except ImportError as exc:
+            raise SourceError("llama-cpp-python is not installed (make setup installs it)"
+                              ) from exc
+        self.cfg = cfg
+        if tokenizer is None:  # the chat template travels inside the GGUF
+            from transformers import AutoTokenizer
+            tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+        self.tok = tokenizer
+        self.renderer = renderer_for(tokenizer, cfg)
+        self.llm = Llama(model_path=str(path), n_ctx=cfg["eval"]["gguf_context"], seed=0,
+                         verbose=False, logits_all=False)
+        from engine.evaluate.generate import stop_token_ids
+        self.stop = set(stop_token_ids(tokenizer)) | {self.llm.token_eos()}
+
+    def __call__(self, records: Sequence[Record]) -> list[str]:
+        import time
+
+        prompts = [self.renderer.render(r).prompt for r in records]
+        self.last_prompts = prompts
+        answers, started = [], time.monotonic()
+        limit = self.cfg["eval"]["max_new_tokens"]
+        for i, prompt in enumerate(prompts):
+            if self.should_stop():
+                break
+            ids = self.llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+            out: list[int] = []
+            self.llm.reset()
+            for token in self.llm.generate(ids, top_k=1, top_p=1.0, temp=0.0,
+                                           repeat_penalty=1.0, reset=True):
+                if token in self.stop or len(out) >= limit:
+                    break
+                out.append(token)
+            answers.append(self.tok.decode(out, skip_special_tokens=True))
+            self._tick(i + 1, len(prompts), started)
+        return answers
+
+
+# --- Ollama ----------------------------------------------------------------------------------
+class OllamaSource(Source):
+    """A model served by Ollama, sent the rendered prompt raw (no second template)."""
+
+    kind = "ollama"
+
+    def __init__(self, name: str, cfg: dict[str, Any], tokenizer: Any = None,
+                 client: Any = None) -> None:
+        super().__init__(f"ollama:{name}")
+        self.name, self.cfg = name, cfg
+        if client is None:
+            try:
+                import ollama
+            except ImportError as exc:
+                raise SourceError("the ollama client is not installed: pip install ollama"
+                                  ) from exc
+            client = ollama.Client(host=cfg["deploy"]["ollama_host"] or None)
+        self.client = client
+        if tokenizer is None:
+            tokenizer = models.load_tokenizer(models.resolve(cfg["model"]["id"],
+                                                             cfg["model"]["cache_dir"]))
+        self.tok = tokenizer
+        self.renderer = renderer_for(tokenizer, cfg)
+        from engine.evaluate.generate import stop_token_ids
+        self.stops = [tokenizer.convert_ids_to_tokens(i) for i in stop_token_ids(tokenizer)]
+
+    def __call__(self, records: Sequence[Record]) -> list[str]:
+        import time
+
+        prompts = [self.renderer.render(r).prompt for r in records]
+        self.last_prompts = prompts
+        answers, started = [], time.monotonic()
+        options = {"temperature": 0, "top_k": 1, "seed": 0,
+                   "num_predict": self.cfg["eval"]["max_new_tokens"], "stop": self.stops}
+        for i, prompt in enumerate(prompts):
+            if self.should_stop():
+                break
+            try:
+                resp = self.client.generate(model=self.name, prompt=prompt, raw=True,
+                                            options=options)
+            except Exception as exc:  # connection refused, unknown model: the user can fix it
+                raise SourceError(f"Ollama could not answer with {self.name!r} ({exc}); is "
+                                  "`ollama serve` running and the model created?") from exc
+            text = resp["response"] if isinstance(resp, dict) else resp.response
+            answers.append(text)
+            self._tick(i + 1, len(prompts), started)
+        return answers
+
+
+# --- mlx -------------------------------------------------------------------------------------
+class MLXSource(Source):
+    """An mlx-lm adapter (adapters.safetensors) on its base model, greedy."""
+
+    kind = "mlx"
+
+    def __init__(self, adapter: Path, cfg: dict[str, Any]) -> None:
+        super().__init__(f"mlx:{adapter}")
+        try:
+            from mlx_lm import load
+        except ImportError as exc:
+            raise SourceError("this is an MLX adapter and mlx-lm is not installed") from exc
+        base = base_model_for(adapter, cfg)
+        self.model, self.tok = load(str(base), adapter_path=str(adapter))
+        self.cfg = cfg
+        self.renderer = renderer_for(self.tok, cfg)
+
+    def __call__(self, records: Sequence[Record]) -> list[str]:
+        import time
+
+        from mlx_lm import generate
+        from mlx_lm.sample_utils import make_sampler
+
+        prompts = [self.renderer.render(r).prompt for r in records]
+        self.last_prompts = prompts
+        answers, started = [], time.monotonic()
+        for i, prompt in enumerate(prompts):
+            ids = self.tok.encode(prompt, add_special_tokens=False)
+            answers.append(generate(self.model, self.tok, prompt=ids,
+                                    max_tokens=self.cfg["eval"]["max_new_tokens"],
+                                    sampler=make_sampler(temp=0.0)))
+            self._tick(i + 1, len(prompts), started)
+        return answers
+
+
+# --- predictions -----------------------------------------------------------------------------
+class PredictionsSource(Source):
+    """Answers from a JSONL file: one ``{"id": ..., "answer": ...}`` per record."""
+
+    kind = "predictions"
+
+    def __init__(self, path: str | Path) -> None:
+        path = Path(path)
+        super().__init__(f"predictions:{path}")
+        if not path.is_file():
+            raise SourceError(f"{path}: predictions file not found")
+        self.answers: dict[str, str] = {}
+        with open(path, encoding="utf-8-sig") as fh:
+            for number, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                where = f"{path}:{number}"
+                try:
+                    obj = json.loads(line)
+                except ValueError as exc:
+                    raise SourceError(f"{where}: not valid JSON ({exc})") from None
+                if not isinstance(obj, dict) or not isinstance(obj.get("id"), (str, int)):
+                    raise SourceError(f"{where}: each line must be an object with the record's "
+                                      "\"id\" (string or integer) and its \"answer\"")
+                if not isinstance(obj.get("answer"), str):
+                    raise SourceError(f"{where}: field \"answer\" must be a string")
+                key = str(obj["id"])
+                if key in self.answers:
+                    raise SourceError(f"{where}: a second answer for id {key!r}")
+                self.answers[key] = obj["answer"]
+
+    def __call__(self, records: Sequence[Record]) -> list[str]:
+        missing = [r.id for r in records if r.id not in self.answers]
+        if missing:
+            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more"
+                                              if len(missing) > 5 else "")
+            raise SourceError(f"{self.label.split(':', 1)[1]}: no answer for {len(missing)} of "
+                              f"{len(records)} records ({shown}); give every record id an "
+                              "answer, or pass only the eval files you predicted")
+        wanted = {r.id for r in records}
+        extra = [k for k in self.answers if k not in wanted]
+        if extra:
+            log.warning("%d predictions name no evaluated record (e.g. %s)", len(extra), extra[0])
+        return [self.answers[r.id] for r in records]
+
+
+def write_predictions(path: str | Path, records: Sequence[Record], answers: Sequence[str]) -> None:
+    """The predictions format, from any answers (so any source can be re-scored later)."""
+    from engine.runs import atomic_write
+    atomic_write(path, "".join(json.dumps({"id": r.id, "answer": a}, ensure_ascii=False) + "\n"
+                               for r, a in zip(records, answers)))
