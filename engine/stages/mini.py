@@ -7,13 +7,12 @@ scorers.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from engine.stages.base import StageContext
-from engine.stages.training import data_failed, prove_common, run_training
+from engine.stages.training import adapter_dir, data_failed, prove_common, run_training
 from engine.training import curves
 from engine.training.data import DataError
-
-GATES = ("mini.tool_json", "mini.style_match", "mini.eval_tool", "mini.eval_style",
-         "mini.eval_guardrail")
 
 
 def run(ctx: StageContext) -> str:
@@ -29,7 +28,15 @@ def run(ctx: StageContext) -> str:
         result.losses, mc["loss_band_low"], mc["loss_band_high"], tc["smoothing"],
         mc["stable_fraction"], tc["curve_min_points"])
     ctx.check("mini.loss_stable", status, value, detail=detail)
-    for item in GATES:
-        ctx.check(item, "skip", detail="needs the stage-5 scorers, not available in this "
-                                       "version yet")
+    prove_gates(ctx)
     return ctx.status_from_checks()
+
+
+def prove_gates(ctx: StageContext) -> None:
+    """Greedy answers of the mini adapter to held-out prompts, scored by the stage-5 rules."""
+    from engine.evaluate.gates import prove_mini
+    from engine.evaluate.sources import open_hf
+
+    run_dir = Path(ctx.run_dir) if ctx.run_dir is not None else Path(ctx.cfg["run"]["outputs_dir"])
+    ctx.raise_if_stopped()
+    prove_mini(ctx, open_hf(adapter_dir(run_dir, "mini"), ctx.cfg))

@@ -172,3 +172,20 @@ def test_full_stage_saves_a_peft_adapter_that_loads(outputs: Path, tiny: Path) -
     from transformers import AutoModelForCausalLM
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny), run / "lora")
     assert any("lora_A" in n for n, _ in model.named_parameters())
+
+
+def test_mini_stage_trains_and_scores_its_gates(outputs: Path, tiny: Path) -> None:
+    proc = web4tui("run", "mini", "--run", "mini", sets=base_sets(tiny, **{
+        "mini.samples": 6, "mini.grad_accum": 2, "eval.max_per_bucket": 10,
+        "train.curve_min_points": 2}))
+    run = outputs / "mini"
+    st = checks(run)
+    gates = ("mini.tool_json", "mini.style_match", "mini.eval_tool", "mini.eval_style",
+             "mini.eval_guardrail")
+    # A random 2-layer model cannot write tool JSON: the gates are judged, and fail.
+    assert {st[g] for g in gates} == {"fail"}, st
+    values = {e.get("item"): e.get("value") for e in events(run) if e.type == "check"}
+    assert values["mini.tool_json"] == "0/10"
+    assert st["mini.loss_stable"] in ("pass", "warn", "fail")
+    assert proc.returncode == 1
+    assert (run / "mini" / "lora" / "adapter_model.safetensors").exists()
