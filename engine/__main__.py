@@ -4,6 +4,7 @@
         prepare the run folder, start a detached worker, print {"run", "path", "pid"} as JSON
     python -m engine work RUN_DIR STAGES...      the worker itself (normally started by start)
     python -m engine check [PATHS...] [--json] [--config F] [--set k=v ...]   stage 1 alone
+    python -m engine export --model DIR [--quant Q] [--out DIR]   stage 6 on any HF folder
 
 Exit codes: 0 success, 1 a check failed, 2 bad usage or bad input.
 """
@@ -42,6 +43,13 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--config")
     check.add_argument("--set", action="append", default=[], dest="sets")
 
+    export = sub.add_parser("export", help="stage 6 on any HF folder without a run")
+    export.add_argument("--model", required=True, help="HF folder, .gguf, hub id or 'default'")
+    export.add_argument("--quant", choices=["q4_k_m", "q5_k_m", "q8_0"])
+    export.add_argument("--out", help="folder for the GGUF files (default outputs/exports/NAME)")
+    export.add_argument("--config")
+    export.add_argument("--set", action="append", default=[], dest="sets")
+
     args = parser.parse_args(argv)
     try:
         if args.cmd == "start":
@@ -58,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "check":
             from engine.check_cli import check_main
             return check_main(args.paths, args.config, args.sets, as_json=args.json)
+        if args.cmd == "export":
+            from engine.export.cli import export_main
+            return export_main(args.model, args.quant, args.out, args.config, args.sets)
     except (ConfigError, RunError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -159,7 +159,7 @@ STAGES: tuple[Stage, ...] = (
 STAGE_IDS: tuple[str, ...] = tuple(s.id for s in STAGES)
 ITEMS: dict[str, Item] = {i.id: i for s in STAGES for i in s.items}
 #: Stages the engine can run today; the others report their items as ``skip``.
-IMPLEMENTED: frozenset[str] = frozenset({"sanity"})
+IMPLEMENTED: frozenset[str] = frozenset({"sanity", "export", "deploy"})
 
 _FIELD = re.compile(r"\{([a-z_]+\.[a-z_]+)\}")
 

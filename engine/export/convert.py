@@ -271,27 +271,57 @@ def _weight_files(model_dir: Path) -> list[Path]:
 
 def plan_tensors(model_dir: Path, arch: str, cfg: dict[str, Any]) -> list[TensorPlan]:
     import gguf
-    from safetensors import safe_open
 
     arch_enum = {"llama": gguf.MODEL_ARCH.LLAMA, "qwen2": gguf.MODEL_ARCH.QWEN2}[arch]
     names = gguf.get_tensor_name_map(arch_enum, cfg["num_hidden_layers"])
     tied = bool(cfg.get("tie_word_embeddings", False))
     plan: list[TensorPlan] = []
     for f in _weight_files(model_dir):
-        with safe_open(f, framework="pt") as st:
-            for key in st.keys():
-                if key.endswith(".rotary_emb.inv_freq"):
-                    continue
-                if key == "lm_head.weight" and tied:
-                    continue  # llama.cpp reuses token_embd when output.weight is absent
-                new = names.get_name(key, try_suffixes=(".weight", ".bias"))
-                if new is None:
-                    raise ExportError(f"{f.name}: tensor {key} has no GGUF name for {arch}; "
-                                      "this checkpoint is not a plain "
-                                      f"{arch} model")
-                shape = tuple(st.get_slice(key).get_shape())
-                plan.append(TensorPlan(new, f, key, shape, len(shape) == 1))
+        for key, info in safetensors_header(f).items():
+            if key == "__metadata__" or key.endswith(".rotary_emb.inv_freq"):
+                continue
+            if key == "lm_head.weight" and tied:
+                continue  # llama.cpp reuses token_embd when output.weight is absent
+            new = names.get_name(key, try_suffixes=(".weight", ".bias"))
+            if new is None:
+                raise ExportError(f"{f.name}: tensor {key} has no GGUF name for {arch}; "
+                                  f"this checkpoint is not a plain {arch} model")
+            shape = tuple(info["shape"])
+            plan.append(TensorPlan(new, f, key, shape, len(shape) == 1))
     return plan
+
+
+_ST_DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16, "F64": np.float64}
+
+
+def safetensors_header(path: Path) -> dict[str, Any]:
+    """The JSON header of a .safetensors file (names, dtypes, shapes, byte offsets)."""
+    with open(path, "rb") as fh:
+        n = int.from_bytes(fh.read(8), "little")
+        header = json.loads(fh.read(n))
+    header["__data_start__"] = 8 + n
+    return header
+
+
+def read_tensor(path: Path, header: dict[str, Any], key: str) -> np.ndarray:
+    """One tensor as float32, read through a memory map (nothing else is loaded).
+
+    bfloat16 is the upper half of a float32, so it widens exactly by a 16-bit shift.
+    """
+    info = header[key]
+    if info["dtype"] not in _ST_DTYPES:
+        raise ExportError(f"{path.name}: tensor {key} is {info['dtype']}; expected F32, F16 "
+                          "or BF16 weights")
+    start, end = info["data_offsets"]
+    base = header["__data_start__"]
+    raw = np.memmap(path, dtype=_ST_DTYPES[info["dtype"]], mode="r", offset=base + start,
+                    shape=(max(1, (end - start) // np.dtype(_ST_DTYPES[info["dtype"]]).itemsize),))
+    if info["dtype"] == "BF16":
+        data = (raw.astype(np.uint32) << 16).view(np.float32)
+    else:
+        data = raw.astype(np.float32)
+    del raw
+    return data.reshape(info["shape"])
 
 
 def _permute_rope_rows(w: np.ndarray, n_head: int) -> np.ndarray:
@@ -323,8 +353,6 @@ def convert(model_dir: Path, out: Path, *, pre_tokenizer: str = "", name: str = 
             progress: Progress = no_progress) -> ConvertResult:
     """Write ``out`` (an f16 GGUF) from the HF folder ``model_dir``; atomic (temp + rename)."""
     import gguf
-    import torch
-    from safetensors import safe_open
 
     t0 = time.monotonic()
     hf_arch, arch, cfg = architecture(model_dir)
@@ -353,19 +381,14 @@ def convert(model_dir: Path, out: Path, *, pre_tokenizer: str = "", name: str = 
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
         writer.write_ti_data_to_file()
-        handles: dict[Path, Any] = {}
-        try:
-            for i, t in enumerate(plan):
-                if t.file not in handles:
-                    handles[t.file] = safe_open(t.file, framework="pt")
-                tensor = handles[t.file].get_tensor(t.hf_name)
-                data = tensor.to(torch.float32).numpy()
-                del tensor
-                writer.write_tensor_data(transform(t, data, arch, cfg))
-                del data
-                progress(i + 1, len(plan), t.gguf_name)
-        finally:
-            handles.clear()
+        headers: dict[Path, dict[str, Any]] = {}
+        for i, t in enumerate(plan):
+            if t.file not in headers:
+                headers[t.file] = safetensors_header(t.file)
+            data = read_tensor(t.file, headers[t.file], t.hf_name)
+            writer.write_tensor_data(transform(t, data, arch, cfg))
+            del data
+            progress(i + 1, len(plan), t.gguf_name)
         writer.close()
         os.replace(tmp, out)
     except BaseException:
