@@ -22,10 +22,10 @@ class TemplateError(ValueError):
     pass
 
 
-_ACTION = re.compile(r"\{\{(-\s)?(.*?)(\s-)?\}\}", re.S)
+_ACTION = re.compile(r"\{\{(-\s)?(.*?)(\s-)?\}\}", re.DOTALL)
 _TOKEN = re.compile(r"""\s*(?:(?P<str>"(?:[^"\\]|\\.)*")|(?P<raw>`[^`]*`)|(?P<num>-?\d+)
     |(?P<assign>:=)|(?P<punct>[(),])|(?P<var>\$[A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)
-    |(?P<field>(?:\.[A-Za-z0-9_]+)+|\.)|(?P<ident>[A-Za-z_][A-Za-z0-9_]*))""", re.X)
+    |(?P<field>(?:\.[A-Za-z0-9_]+)+|\.)|(?P<ident>[A-Za-z_][A-Za-z0-9_]*))""", re.VERBOSE)
 _WS = " \t\r\n"
 
 

@@ -144,7 +144,7 @@ class ModelSpec:
 
 
 def _chatml_system(prompt: str) -> str | None:
-    m = re.match(r"<\|im_start\|>system\n(.*?)<\|im_end\|>\n", prompt, re.S)
+    m = re.match(r"<\|im_start\|>system\n(.*?)<\|im_end\|>\n", prompt, re.DOTALL)
     return m.group(1) if m else None
 
 

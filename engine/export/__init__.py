@@ -6,7 +6,7 @@ convert and quantize steps on any supported Hugging Face folder without a run).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 #: progress(done, total, message) — every long step reports through one of these.
 Progress = Callable[[float, float, str], None]

@@ -11,7 +11,14 @@ import random
 from pathlib import Path
 from typing import Any
 
-from engine.records import Record, find_files, iter_lines, load_tools, parse_line, split_of
+from engine.records import (
+    Record,
+    find_files,
+    iter_lines,
+    load_tools,
+    parse_line,
+    split_of,
+)
 from engine.render import Renderer
 
 #: Used when no eval records are configured: still a chat-rendered coder prompt or two.
@@ -62,7 +69,7 @@ def parity_prompts(model_dir: Path, cfg: dict[str, Any], n: int) -> tuple[list[s
         return [rend.prompt_only(r) for r in recs], recs
     prompts = []
     for text in FALLBACK[:max(1, n)]:
-        msgs, tools = rend.messages(text, None)
+        msgs, _tools = rend.messages(text, None)
         prompts.append(rend.tok.apply_chat_template(msgs, tokenize=False,
                                                     add_generation_prompt=True))
     return prompts, []

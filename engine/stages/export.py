@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from engine import models
-from engine.export import ExportError, convert as conv, eval_parity, merge, parity, prompts
+from engine.export import ExportError, eval_parity, merge, parity, prompts
+from engine.export import convert as conv
 from engine.export import quantize as quant
 from engine.stages.base import StageContext, skip_stage
 

@@ -19,7 +19,12 @@ from engine.stages import deploy as deploy_stage
 from engine.stages import export as export_stage
 from tests.support import modelfile_parser
 from tests.support.export_fixtures import (  # noqa: F401 (fixtures)
-    checks, run_config, smoke_record, stage_ctx, tiny_base, trained_run,
+    checks,
+    run_config,
+    smoke_record,
+    stage_ctx,
+    tiny_base,
+    trained_run,
 )
 from tests.support.ollama_standin import StandIn
 

@@ -8,13 +8,15 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from engine.export import convert as conv
 from engine.export import eval_parity
 from engine.stages import export as export_stage
 from tests.support.export_fixtures import (  # noqa: F401 (fixtures)
-    checks, run_config, stage_ctx, tiny_base, trained_run,
+    checks,
+    run_config,
+    stage_ctx,
+    tiny_base,
+    trained_run,
 )
 from tests.support.tiny_models import build_tiny
 

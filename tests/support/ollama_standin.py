@@ -199,7 +199,7 @@ class _Handler(BaseHTTPRequestHandler):
         if len(files) != 1:
             self._json(400, {"error": "exactly one GGUF file expected"})
             return
-        (fname, digest), = files.items()
+        ((_name, digest),) = files.items()
         blob = s.blobs / digest.replace(":", "-")
         if not blob.exists():
             self._json(400, {"error": f"blob {digest} not found"})
