@@ -278,7 +278,7 @@ def plan_tensors(model_dir: Path, arch: str, cfg: dict[str, Any]) -> list[Tensor
     plan: list[TensorPlan] = []
     for f in _weight_files(model_dir):
         for key, info in safetensors_header(f).items():
-            if key == "__metadata__" or key.endswith(".rotary_emb.inv_freq"):
+            if key.startswith("__") or key.endswith(".rotary_emb.inv_freq"):
                 continue
             if key == "lm_head.weight" and tied:
                 continue  # llama.cpp reuses token_embd when output.weight is absent

@@ -1,9 +1,9 @@
 """Shared fixtures for the export and deploy tests: a tiny model and a run trained on it.
 
-The run's adapter is trained (a few seconds) to answer one held-out tool prompt — rendered
-exactly as training renders it — with that record's tool-call JSON and the end-of-turn
-token. So the deployed model has something real to say, and a wrong template or missing stop
-shows up as a wrong answer.
+The tiny base is trained (seconds) to answer one held-out tool prompt — rendered exactly as
+training renders it — with that record's tool-call JSON and the end-of-turn token; the run's
+adapter is random and non-zero. So the deployed model has something real to say, and a wrong
+template or a missing stop shows up as a wrong answer.
 """
 
 from __future__ import annotations
@@ -40,23 +40,24 @@ def smoke_record(cfg: dict[str, Any]) -> Any:
 
 @pytest.fixture(scope="session")
 def tiny_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny(tmp_path_factory.mktemp("tiny") / "llama", "llama", hidden=128)
+    """A tiny llama that answers the smoke-test tool prompt (rendered as training renders it)."""
+    from engine.export import prompts
+
+    folder = tmp_path_factory.mktemp("tiny") / "llama"
+    plain = build_tiny(tmp_path_factory.mktemp("tok") / "llama", "llama")
+    cfg = run_config(plain, folder.parent)
+    r = prompts.renderer(plain, cfg).render(smoke_record(cfg))
+    return build_tiny(folder, "llama", hidden=64, train=[(r.prompt, r.completion)])
 
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory: pytest.TempPathFactory, tiny_base: Path) -> tuple[Path, dict[str, Any]]:
-    """outputs/<run>/lora trained on one tool record; returns (run folder, config)."""
-    from engine.export import prompts
-
+    """A run folder with outputs/<run>/lora (random, non-zero) on the tiny base."""
     outputs = tmp_path_factory.mktemp("outputs")
     run = outputs / "tiny-run"
     run.mkdir()
-    cfg = run_config(tiny_base, outputs)
-    rend = prompts.renderer(tiny_base, cfg)
-    rec = smoke_record(cfg)
-    r = rend.render(rec)
-    build_adapter(tiny_base, run / "lora", train=[(r.prompt, r.completion)], steps=200)
-    return run, cfg
+    build_adapter(tiny_base, run / "lora")
+    return run, run_config(tiny_base, outputs)
 
 
 def stage_ctx(cfg: dict[str, Any], run: Path | None) -> tuple[Any, list[dict[str, Any]]]:

@@ -30,8 +30,14 @@ def _copy_tokenizer(dst: Path, chat_template: str | None = None) -> None:
 
 
 def build_tiny(out: Path, arch: str = "llama", *, seed: int = 0, hidden: int = 64,
-               chat_template: str | None = None, **overrides: Any) -> Path:
-    """A 2-layer random model of the given architecture saved as an HF folder."""
+               chat_template: str | None = None,
+               train: list[tuple[str, str]] | None = None, **overrides: Any) -> Path:
+    """A 2-layer random model of the given architecture saved as an HF folder.
+
+    With ``train`` — (prompt, completion) pairs — every weight is then trained until the
+    model answers each prompt with its completion greedily (a tiny model that "knows" a
+    tool call, so a deployed copy has something real to say).
+    """
     import torch
     from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
 
@@ -55,23 +61,53 @@ def build_tiny(out: Path, arch: str = "llama", *, seed: int = 0, hidden: int = 6
             elif name.endswith("bias"):
                 p.normal_(0.0, 0.05)
     out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out, safe_serialization=True)
     _copy_tokenizer(out, chat_template)
+    if train:
+        _memorize(model, out, train)
+    model.save_pretrained(out, safe_serialization=True)
     return out
 
 
-def build_adapter(base: Path, out: Path, *, seed: int = 1,
-                  train: list[tuple[str, str]] | None = None, steps: int = 150,
-                  lr: float = 3e-2) -> Path:
-    """A LoRA adapter on ``base`` with non-zero weights.
+def _memorize(model: Any, tok_dir: Path, train: list[tuple[str, str]], steps: int = 300,
+              lr: float = 3e-3) -> None:
+    import torch
+    from transformers import AutoTokenizer
 
-    Without ``train`` the adapter is random (both A and B non-zero). With ``train`` —
-    (prompt, completion) pairs — the adapter is trained until the model answers each prompt
-    with its completion greedily: a tiny model that "knows" a tool call.
+    tok = AutoTokenizer.from_pretrained(tok_dir)
+    batches = []
+    for prompt, completion in train:
+        p_ids = tok(prompt, add_special_tokens=False).input_ids
+        c_ids = tok(completion, add_special_tokens=False).input_ids
+        batches.append((torch.tensor([p_ids + c_ids]), torch.tensor(c_ids), len(p_ids)))
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: one thread beats two fighting over 2 cores
+    try:
+        model.train()
+        for step in range(steps):
+            ids, targets, n_prompt = batches[step % len(batches)]
+            # The vocabulary projection only where the loss is taken: the completion.
+            hidden = model.model(input_ids=ids).last_hidden_state[0, n_prompt - 1:-1]
+            loss = torch.nn.functional.cross_entropy(model.lm_head(hidden), targets)
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            if loss.item() < 0.005 and step >= len(batches):
+                break
+        model.eval()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def build_adapter(base: Path, out: Path, *, seed: int = 1, scale: float = 0.05) -> Path:
+    """A LoRA adapter on ``base`` with random non-zero A and B (r=8, all linear layers).
+
+    ``scale`` keeps the change small enough that a model trained to answer a prompt still
+    answers it after the merge, while every merged weight differs from the base.
     """
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
@@ -81,27 +117,7 @@ def build_adapter(base: Path, out: Path, *, seed: int = 1,
     peft_model = get_peft_model(model, cfg)
     with torch.no_grad():
         for name, p in peft_model.named_parameters():
-            if "lora_" in name:
-                p.mul_(0.5)
-    if train:
-        tok = AutoTokenizer.from_pretrained(base)
-        batches = []
-        for prompt, completion in train:
-            p_ids = tok(prompt, add_special_tokens=False).input_ids
-            c_ids = tok(completion, add_special_tokens=False).input_ids
-            ids = torch.tensor([p_ids + c_ids])
-            labels = torch.tensor([[-100] * len(p_ids) + c_ids])
-            batches.append((ids, labels))
-        opt = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=lr)
-        peft_model.train()
-        for step in range(steps):
-            ids, labels = batches[step % len(batches)]
-            loss = peft_model(input_ids=ids, labels=labels).loss
-            loss.backward()
-            opt.step()
-            opt.zero_grad()
-            if loss.item() < 0.01 and step >= len(batches):
-                break
-        peft_model.eval()
+            if "lora_B" in name:
+                p.mul_(scale)
     peft_model.save_pretrained(out)
     return out
