@@ -10,9 +10,9 @@ What a GGUF needs beyond the weights, and where it comes from here:
   are the special added ones), padded to the model's embedding rows;
 - merges, bos/eos/pad ids, add-bos/add-eos and the chat template (``gguf.SpecialVocab``);
 - ``tokenizer.ggml.pre``, the pre-tokenizer llama.cpp applies before BPE. It is read from
-  the tokenizer's own pre-tokenizer definition (not guessed from a hash), may be forced with
-  ``export.pre_tokenizer``, and is then proved by tokenizing probe texts with both libraries
-  (see :mod:`engine.export.parity`).
+  the pre-tokenizer definition of the tokenizer transformers actually runs (not guessed from
+  a hash of its output), may be forced with ``export.pre_tokenizer``, and is then proved by
+  tokenizing probe texts with both libraries (see :mod:`engine.export.parity`).
 
 Llama checkpoints in HF store q/k rows in rotate-half order; llama.cpp's llama rope pairs
 adjacent rows, so q and k are permuted per head. Qwen2 uses the NEOX rope in llama.cpp, which
@@ -224,10 +224,27 @@ def _adds_special(model_dir: Path) -> tuple[bool, bool]:
     return adds_bos, adds_eos
 
 
-def write_tokenizer(w: Any, model_dir: Path, cfg: dict[str, Any], pre: str) -> Vocab:
+def runtime_tokenizer_json(model_dir: Path) -> dict[str, Any]:
+    """The tokenizer as transformers actually runs it for this model, as tokenizer.json.
+
+    Not the file on disk: transformers may rebuild a model family's tokenizer its own way
+    (a Qwen2 model gets the Qwen2 pre-tokenizer whatever tokenizer.json says). Training and
+    evaluation tokenized with this one, so the GGUF must describe this one.
+    """
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(model_dir)
+        return json.loads(tok.backend_tokenizer.to_str())
+    except (AttributeError, OSError, ValueError) as exc:
+        raise ExportError(f"{model_dir}: no fast tokenizer could be loaded ({exc}); the GGUF "
+                          "converter needs tokenizer.json") from exc
+
+
+def write_tokenizer(w: Any, model_dir: Path, cfg: dict[str, Any], pre: str,
+                    tj: dict[str, Any]) -> Vocab:
     import gguf
 
-    tj = json.loads((model_dir / "tokenizer.json").read_text(encoding="utf-8"))
     vocab = build_vocab(tj, cfg["vocab_size"])
     w.add_tokenizer_model("gpt2")
     w.add_tokenizer_pre(pre)
@@ -356,9 +373,7 @@ def convert(model_dir: Path, out: Path, *, pre_tokenizer: str = "", name: str = 
 
     t0 = time.monotonic()
     hf_arch, arch, cfg = architecture(model_dir)
-    if not (model_dir / "tokenizer.json").is_file():
-        raise ExportError(f"{model_dir}: no tokenizer.json (a fast tokenizer is needed)")
-    tj = json.loads((model_dir / "tokenizer.json").read_text(encoding="utf-8"))
+    tj = runtime_tokenizer_json(model_dir)
     pre, pre_source = choose_pre(tj, pre_tokenizer)
     plan = plan_tensors(model_dir, arch, cfg)
     progress(0, len(plan), f"converting {len(plan)} tensors ({hf_arch} → {arch})")
@@ -370,7 +385,7 @@ def convert(model_dir: Path, out: Path, *, pre_tokenizer: str = "", name: str = 
     writer = gguf.GGUFWriter(tmp, arch)
     try:
         write_hparams(writer, arch, cfg, name or model_dir.name)
-        vocab = write_tokenizer(writer, model_dir, cfg, pre)
+        vocab = write_tokenizer(writer, model_dir, cfg, pre, tj)
         n_params = 0
         for t in plan:
             n = int(np.prod(t.shape))
