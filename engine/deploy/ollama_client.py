@@ -91,7 +91,9 @@ def create(c: Any, name: str, spec: ModelSpec, progress: Callable[[str], None]) 
 def stored(c: Any, name: str) -> dict[str, Any]:
     """What the server keeps for the model (template, system, parameters)."""
     r = c.show(name)
-    return {"template": getattr(r, "template", None), "system": getattr(r, "system", None),
+    extra = getattr(r, "model_extra", None) or {}  # the client's model has no `system` field
+    return {"template": getattr(r, "template", None),
+            "system": getattr(r, "system", None) or extra.get("system"),
             "parameters": getattr(r, "parameters", None)}
 
 

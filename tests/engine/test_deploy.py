@@ -160,9 +160,12 @@ def test_a_modelfile_without_its_stops_is_caught(exported_run, tmp_path, monkeyp
                                  "smoke_max_tokens": 48}}
         ctx, events = stage_ctx(cfg, run)
         deploy_stage.run(ctx)
-        smoke = checks(events)["deploy.smoke"]
-        assert smoke["status"] == "fail" and "did not stop" in smoke["value"] or \
-            "not JSON" in smoke["value"]
+        c = checks(events)
+        assert c["deploy.create"]["status"] == "pass"
+        smoke = c["deploy.smoke"]
+        assert smoke["status"] == "fail"
+        assert smoke["detail"]["done_reason"] == "length"  # it ran on past the end of turn
+        assert "<|im_end|>" in smoke["detail"]["answer"]
 
 
 def test_a_bad_model_name_fails_before_anything_is_sent(exported_run, tmp_path) -> None:

@@ -183,6 +183,7 @@ class _Handler(BaseHTTPRequestHandler):
                                for v in (vals if isinstance(vals, list) else [vals]))
             self._json(200, {"template": m["template"], "system": m.get("system"),
                              "parameters": params, "modelfile": "", "details": {"format": "gguf"},
+                             "model_info": {"general.architecture": "llama"},
                              "capabilities": ["completion"] + (["tools"] if ".Tools" in
                                                                m["template"] else [])})
         elif self.path == "/api/chat":
