@@ -405,6 +405,7 @@ def convert(model_dir: Path, out: Path, *, pre_tokenizer: str = "", name: str = 
             del data
             progress(i + 1, len(plan), t.gguf_name)
         writer.close()
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; Ollama and docker read it too
         os.replace(tmp, out)
     except BaseException:
         writer.close()

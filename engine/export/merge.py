@@ -116,6 +116,7 @@ def merge_adapter(base: Path, adapter: Path, out: Path, *, dtype: str = "bfloat1
         (tmp / FINGERPRINT).write_text(json.dumps(
             {"fingerprint": fp, "base": str(base), "adapter": str(adapter), "dtype": dtype},
             indent=2) + "\n")
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
