@@ -320,9 +320,11 @@ def safetensors_header(path: Path) -> dict[str, Any]:
     return header
 
 
-def read_tensor(path: Path, header: dict[str, Any], key: str) -> np.ndarray:
-    """One tensor as float32, read through a memory map (nothing else is loaded).
+def read_tensor(path: Path, header: dict[str, Any], key: str, out_dtype: Any) -> np.ndarray:
+    """One tensor in ``out_dtype``, read through a memory map a block of rows at a time.
 
+    Only the output array and one block of float32 rows are ever in memory (the embedding of
+    a small model is a fifth of it; whole-tensor float32 temporaries would double the peak).
     bfloat16 is the upper half of a float32, so it widens exactly by a 16-bit shift.
     """
     info = header[key]
@@ -330,15 +332,24 @@ def read_tensor(path: Path, header: dict[str, Any], key: str) -> np.ndarray:
         raise ExportError(f"{path.name}: tensor {key} is {info['dtype']}; expected F32, F16 "
                           "or BF16 weights")
     start, end = info["data_offsets"]
-    base = header["__data_start__"]
-    raw = np.memmap(path, dtype=_ST_DTYPES[info["dtype"]], mode="r", offset=base + start,
-                    shape=(max(1, (end - start) // np.dtype(_ST_DTYPES[info["dtype"]]).itemsize),))
-    if info["dtype"] == "BF16":
-        data = (raw.astype(np.uint32) << 16).view(np.float32)
-    else:
-        data = raw.astype(np.float32)
+    src_dtype = np.dtype(_ST_DTYPES[info["dtype"]])
+    shape = tuple(info["shape"]) or (1,)
+    raw = np.memmap(path, dtype=src_dtype, mode="r", offset=header["__data_start__"] + start,
+                    shape=shape)
+    out = np.empty(shape, dtype=out_dtype)
+    row = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+    step = max(1, (1 << 22) // row)
+    for i in range(0, shape[0], step):
+        block = raw[i:i + step]
+        wide = ((block.astype(np.uint32) << 16).view(np.float32) if info["dtype"] == "BF16"
+                else block.astype(np.float32))
+        conv = wide.astype(out_dtype)
+        if not np.isfinite(conv).all():
+            raise ExportError(f"tensor {key} has values outside {np.dtype(out_dtype).name}'s "
+                              "range; this model cannot be exported to an f16 GGUF as is")
+        out[i:i + step] = conv
     del raw
-    return data.reshape(info["shape"])
+    return out.reshape(info["shape"]) if info["shape"] else out
 
 
 def _permute_rope_rows(w: np.ndarray, n_head: int) -> np.ndarray:
@@ -350,6 +361,7 @@ def _permute_rope_rows(w: np.ndarray, n_head: int) -> np.ndarray:
 
 
 def transform(t: TensorPlan, data: np.ndarray, arch: str, cfg: dict[str, Any]) -> np.ndarray:
+    """Reorder q/k rows for llama's rope (a pure permutation, exact in any dtype)."""
     if arch == "llama":
         n_head = cfg["num_attention_heads"]
         n_kv = cfg.get("num_key_value_heads") or n_head
@@ -357,13 +369,7 @@ def transform(t: TensorPlan, data: np.ndarray, arch: str, cfg: dict[str, Any]) -
             data = _permute_rope_rows(data, n_head)
         elif t.hf_name.endswith(("k_proj.weight", "k_proj.bias")):
             data = _permute_rope_rows(data, n_kv)
-    if t.f32:
-        return np.ascontiguousarray(data, dtype=np.float32)
-    out = data.astype(np.float16)
-    if not np.isfinite(out).all():
-        raise ExportError(f"tensor {t.hf_name} has values outside float16's range; "
-                          "this model cannot be exported to an f16 GGUF as is")
-    return np.ascontiguousarray(out)
+    return np.ascontiguousarray(data)
 
 
 def convert(model_dir: Path, out: Path, *, pre_tokenizer: str = "", name: str = "",
@@ -400,7 +406,8 @@ def convert(model_dir: Path, out: Path, *, pre_tokenizer: str = "", name: str = 
         for i, t in enumerate(plan):
             if t.file not in headers:
                 headers[t.file] = safetensors_header(t.file)
-            data = read_tensor(t.file, headers[t.file], t.hf_name)
+            data = read_tensor(t.file, headers[t.file], t.hf_name,
+                               np.float32 if t.f32 else np.float16)
             writer.write_tensor_data(transform(t, data, arch, cfg))
             del data
             progress(i + 1, len(plan), t.gguf_name)

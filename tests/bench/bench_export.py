@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+PROMPTS = 8
 
 PRELUDE = r"""
 import json, resource, sys, time
@@ -84,7 +85,7 @@ cfg = config.load()
 cfg["data"]["eval"] = [{root!r} + "/data/eval"]
 cfg["data"]["tools"] = {root!r} + "/data/tools.json"
 d = Path(sys.argv[1])
-texts, _ = prompts.parity_prompts(d / "merged", cfg, 24)
+texts, _ = prompts.parity_prompts(d / "merged", cfg, int(sys.argv[3]))
 base_rss = rss_mb(); t0 = time.perf_counter()
 rep = parity.next_token_parity(d / "merged", {{"f16": d / "model-f16.gguf",
                                sys.argv[2]: d / ("model-" + sys.argv[2] + ".gguf")}}, texts)
@@ -99,8 +100,8 @@ def run_step(name: str, work: Path, quant: str) -> dict:
         .replace("{{", "{").replace("}}", "}")
     env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", code, str(work), quant], capture_output=True,
-                          text=True, cwd=ROOT, env=env)
+    proc = subprocess.run([sys.executable, "-c", code, str(work), quant, str(PROMPTS)],
+                          capture_output=True, text=True, cwd=ROOT, env=env)
     if proc.returncode != 0:
         sys.exit(f"step {name} failed:\n{proc.stderr[-3000:]}")
     out = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -112,11 +113,18 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quant", default="q4_k_m", choices=["q4_k_m", "q5_k_m", "q8_0"])
     ap.add_argument("--work", help="keep the files here (default: a temporary folder)")
+    ap.add_argument("--prompts", type=int, default=8, help="eval prompts in the parity check")
     args = ap.parse_args()
+    global PROMPTS
+    PROMPTS = args.prompts
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="bench-export-"))
     work.mkdir(parents=True, exist_ok=True)
     print(f"bench_export — default model, {args.quant}, files in {work}")
-    r = {name: run_step(name, work, args.quant) for name in STEPS}
+    r = {}
+    for name in STEPS:
+        r[name] = run_step(name, work, args.quant)
+        print(f"  {name}: {r[name]['seconds']:.1f} s of work, {r[name]['process_s']:.1f} s in "
+              f"all, peak {r[name]['peak_mb']:.0f} MB", flush=True)
     merged_mb = sum(f.stat().st_size for f in (work / "merged").glob("*.safetensors")) / 1e6
     print(f"\n{'step':<10}{'work s':>8}{'process s':>11}{'peak MB':>9}{'above baseline MB':>19}")
     for name in ("merge", "convert", "quantize", "parity"):
