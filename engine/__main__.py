@@ -6,6 +6,7 @@
     python -m engine check [PATHS...] [--json] [--config F] [--set k=v ...]   stage 1 alone
     python -m engine evaluate [PATHS...] (--run RUN | --adapter DIR | --model DIR | --gguf FILE
         | --ollama NAME | --predictions FILE) [--out DIR] [--json] [--config F] [--set k=v ...]
+    python -m engine export --model DIR [--quant Q] [--out DIR]   stage 6 on any HF folder
 
 Exit codes: 0 success, 1 a check failed, 2 bad usage or bad input.
 """
@@ -58,6 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--json", action="store_true")
     ev.add_argument("--config")
     ev.add_argument("--set", action="append", default=[], dest="sets")
+    export = sub.add_parser("export", help="stage 6 on any HF folder without a run")
+    export.add_argument("--model", required=True, help="HF folder, .gguf, hub id or 'default'")
+    export.add_argument("--quant", choices=["q4_k_m", "q5_k_m", "q8_0"])
+    export.add_argument("--out", help="folder for the GGUF files (default outputs/exports/NAME)")
+    export.add_argument("--config")
+    export.add_argument("--set", action="append", default=[], dest="sets")
 
     args = parser.parse_args(argv)
     try:
@@ -82,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
                            if getattr(args, f)), None)
             return evaluate_main(args.paths, source=source, run=args.run, out=args.out,
                                  config_file=args.config, sets=args.sets, as_json=args.json)
+        if args.cmd == "export":
+            from engine.export.cli import export_main
+            return export_main(args.model, args.quant, args.out, args.config, args.sets)
     except (ConfigError, RunError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -129,10 +129,15 @@ STAGES: tuple[Stage, ...] = (
              "Per-record results and the summary are written to the run's eval folder."),
     )),
     Stage("export", 6, "Export", "Merge, convert to GGUF, quantize, re-check.", (
-        Item("export.merge", "Merged (merge_and_unload)", "16-bit HF folder",
-             "The adapter is merged into its base and saved with tokenizer and template."),
-        Item("export.gguf", "Converted to GGUF", "llama.cpp agrees with HF",
-             "An f16 GGUF whose greedy next tokens agree with the HF model."),
+        Item("export.merge", "Merged (merge_and_unload)",
+             "{export.merge_dtype} HF folder with tokenizer and chat template",
+             "The adapter is merged into its base and saved with tokenizer and template; "
+             "reused when adapter, base and dtype are unchanged."),
+        Item("export.gguf", "Converted to GGUF",
+             "llama.cpp next-token agreement >= {export.min_token_agreement}, same tokens",
+             "An f16 GGUF (tokenizer, special tokens, chat template, pre-tokenizer) whose "
+             "greedy next tokens on the eval prompts agree with the HF model's, and whose "
+             "tokenizer gives the same ids; the largest logit difference is reported."),
         Item("export.quantize", "Quantized {export.quant}", "{export.quant} GGUF",
              "llama.cpp's quantizer writes the quantized file."),
         Item("export.parity", "GGUF eval within ±{export.parity_points} point",
@@ -140,8 +145,11 @@ STAGES: tuple[Stage, ...] = (
              "The stage-5 evaluation on the quantized GGUF against the merged model."),
     )),
     Stage("deploy", 7, "Deploy", "Ollama model with a template that stops.", (
-        Item("deploy.modelfile", "Modelfile references the GGUF", "FROM, TEMPLATE, stops",
-             "A Modelfile with the model's chat template and every end-of-turn stop."),
+        Item("deploy.modelfile", "Modelfile references the GGUF",
+             "TEMPLATE renders like the chat template; a stop per end-of-turn token",
+             "A Modelfile whose TEMPLATE renders probe chats exactly as the model's chat "
+             "template does, with every end-of-turn stop, num_ctx >= the training sequence "
+             "length and the system prompt."),
         Item("deploy.create", "ollama create {deploy.name}", "model created",
              "The model is created through the Ollama API."),
         Item("deploy.smoke", "ollama run answers with structured output",
@@ -171,8 +179,7 @@ STAGES: tuple[Stage, ...] = (
 STAGE_IDS: tuple[str, ...] = tuple(s.id for s in STAGES)
 ITEMS: dict[str, Item] = {i.id: i for s in STAGES for i in s.items}
 #: Stages the engine can run today; the others report their items as ``skip``.
-IMPLEMENTED: frozenset[str] = frozenset({"sanity", "dry_run", "mini", "full", "eval",
-                                         "advice"})
+IMPLEMENTED: frozenset[str] = frozenset(STAGE_IDS)
 
 _FIELD = re.compile(r"\{([a-z_]+\.[a-z_]+)\}")
 

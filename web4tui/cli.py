@@ -7,6 +7,7 @@ message, never a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -100,7 +101,12 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_runs()
         if args.cmd == "stop":
             return cmd_stop(args.run)
-        return _not_yet(args.cmd)
+        if args.cmd == "export":
+            return cmd_export(args)
+        if args.cmd == "deploy":
+            return cmd_deploy(args)
+        build_parser().print_help()
+        return 2
     except LookupError as exc:
         print(f"error: {exc.args[0]}", file=sys.stderr)
         return 2
@@ -118,14 +124,6 @@ def _app(run: RunFolder | None, *, new: bool) -> int:
     if message:
         print(message)
     return 0
-
-
-def _not_yet(cmd: str) -> int:
-    stage = {"evaluate": "eval", "export": "export", "deploy": "deploy"}[cmd]
-    spec = checklist.stage(stage)
-    print(f"error: stage {spec.number} ({spec.title}) is not available in this version of "
-          "web4tui yet; its checklist items report as skipped", file=sys.stderr)
-    return 2
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -149,6 +147,29 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for s in args.sets:
         cmd += ["--set", s]
     return subprocess.call(cmd)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Stage 6 on a run (the newest by default), or on any HF folder with --model."""
+    if args.model:
+        cmd = engine_client.engine_cmd("export", "--model", args.model)
+        if args.quant:
+            cmd += ["--quant", args.quant]
+        return subprocess.call(cmd)
+    sets = [f"export.quant={args.quant}"] if args.quant else []
+    return _stage_on_run(find_run(args.run).name, "export", sets)
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    """Stage 7 on a run (the newest by default)."""
+    sets = [f"deploy.name={json.dumps(args.name)}"] if args.name else []
+    return _stage_on_run(find_run(args.run).name, "deploy", sets)
+
+
+def _stage_on_run(run_name: str, stage: str, sets: list[str]) -> int:
+    started = engine_client.start([stage], run=run_name, sets=sets)
+    print(f"run {started.run}: engine pid {started.pid}, folder {started.path}", flush=True)
+    return follow_headless(RunFolder(started.path), started.pid, [stage])
 
 
 def cmd_runs() -> int:

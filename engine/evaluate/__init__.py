@@ -16,9 +16,9 @@ Heavy libraries (torch, llama_cpp, ollama) are imported only by the sources that
 
 from engine.evaluate.core import (
     TARGETS, AnswerFn, EvalResult, Row, evaluate, load_records, metrics, points_apart,
-    rules_for, score_answers, select,
+    rules_for, score_answers, score_records, select,
 )
 from engine.evaluate.scorers import Rules, Verdict, score
 
 __all__ = ["TARGETS", "AnswerFn", "EvalResult", "Row", "Rules", "Verdict", "evaluate",
-           "load_records", "metrics", "points_apart", "rules_for", "score", "score_answers", "select"]
+           "load_records", "metrics", "points_apart", "rules_for", "score", "score_answers", "score_records", "select"]

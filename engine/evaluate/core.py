@@ -190,3 +190,22 @@ def points_apart(a: EvalResult, b: EvalResult) -> dict[str, float]:
             out[metric] = round(abs(a.metrics[metric] - b.metrics[metric]) * 100, 2)
     out["overall"] = round(abs(a.metrics["overall"] - b.metrics["overall"]) * 100, 2)
     return out
+
+
+def score_records(records: Sequence[Record], generate: Callable[[list[str]], list[str]],
+                  cfg: dict[str, Any]) -> dict[str, float]:
+    """The stage-5 figures of any text generator: ``generate(prompts) -> completions``.
+
+    Prompts are rendered exactly as in training (the base model's chat template, tools
+    included); returns each stage-5 metric that has records, as a fraction. The export stage
+    compares a merged model and its GGUF with this.
+    """
+    from engine import models
+    from engine.render import Renderer
+
+    tok = models.load_tokenizer(models.resolve(cfg["model"]["id"], cfg["model"]["cache_dir"]),
+                                cfg["model"]["trust_remote_code"])
+    renderer = Renderer(tok, cfg["data"]["system_prompt"], load_tools(cfg["data"]["tools"]))
+    answers = generate([renderer.render(r).prompt for r in records])
+    result = score_answers(records, answers, cfg)
+    return {t["metric"]: float(t["value"]) for t in result.targets(cfg) if t["value"] is not None}

@@ -50,6 +50,17 @@ def test_sanity_run_writes_the_run_folder(outputs: Path) -> None:
     assert (run / "sanity" / "problems.jsonl").exists()
 
 
+def test_export_without_an_adapter_skips_and_says_what_is_missing(outputs: Path) -> None:
+    proc = web4tui("run", "export", "--run", "t2")
+    assert proc.returncode == 1
+    events = list(read_events(outputs / "t2" / "events.jsonl"))
+    checks = [e for e in events if e.type == "check"]
+    assert checks and all(e.get("status") == "skip" for e in checks)
+    assert all("no adapter" in e.get("detail") for e in checks)
+    finished = {e.stage: e.get("status") for e in events if e.type == "stage_finished"}
+    assert finished == {"export": "skipped"}
+
+
 def test_bad_usage_exits_2_without_traceback(outputs: Path) -> None:
     for args, sets, needle in [
         (("run", "sanity", "--run", "bad name"), [], "not allowed"),

@@ -1,0 +1,1 @@
+"""Stage 7 building blocks: the Modelfile (and the proof its template is right), Ollama, Docker."""
