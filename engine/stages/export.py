@@ -228,7 +228,10 @@ def _eval_parity(ctx: StageContext, model_dir: Path, quantized: quant.QuantResul
             f"quantized GGUF's greedy next-token agreement with the merged model is "
             f"{q_side.agreement:.1%} on {rep.prompts} eval prompts"))
         return
-    all_records = prompts.eval_records(ctx.cfg) or records
+    from engine.evaluate.core import select
+
+    all_records = select(prompts.eval_records(ctx.cfg) or list(records),
+                         ex["parity_eval_per_bucket"])
     stop_ids, stop_texts = _stops(model_dir)
     n = ex["eval_max_new_tokens"]
     merged_scores = scorer(all_records, eval_parity.hf_generate(

@@ -45,9 +45,11 @@ def test_export_stage_merges_converts_quantizes_and_proves_parity(trained_run) -
     q = c["export.quantize"]
     assert q["status"] == "pass" and 7.5 < q["detail"]["bits_per_weight"] < 9.5
     assert (run / "gguf" / "model-q8_0.gguf").exists()
-    # No stage-5 scorer yet: skipped with the reason, never passed.
-    assert c["export.parity"]["status"] == "skip"
-    assert "score_records" in c["export.parity"]["detail"]
+    # The stage-5 scorers on the merged model and on the quantized GGUF, metric by metric.
+    assert c["export.parity"]["status"] == "pass", c["export.parity"]
+    assert "merged" in c["export.parity"]["detail"]["table"]
+    assert {r["metric"] for r in c["export.parity"]["detail"]["rows"]} >= {"tool.json_valid",
+                                                                         "guardrail.accuracy"}
     kinds = [e["kind"] for e in events if e["type"] == "artifact"]
     assert kinds == ["merged", "gguf", "gguf"]
     assert any(e["type"] == "progress" for e in events)

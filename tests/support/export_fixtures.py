@@ -26,7 +26,8 @@ def run_config(base: Path, outputs: Path, **export: Any) -> dict[str, Any]:
     cfg["run"]["outputs_dir"] = str(outputs)
     cfg["data"]["eval"] = [str(ROOT / "data" / "eval")]
     cfg["data"]["tools"] = str(ROOT / "data" / "tools.json")
-    cfg["export"].update({"quant": "q8_0", "parity_prompts": 6, "parity_max_tokens": 384})
+    cfg["export"].update({"quant": "q8_0", "parity_prompts": 6, "parity_max_tokens": 384,
+                          "parity_eval_per_bucket": 2, "eval_max_new_tokens": 24})
     cfg["export"].update(export)
     return cfg
 
