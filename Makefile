@@ -79,6 +79,8 @@ test: setup
 bench: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python tests/bench/bench_check.py
 	HF_HUB_OFFLINE=1 $(BIN)/python tests/bench/bench_train.py
+	HF_HUB_OFFLINE=1 $(BIN)/python tests/bench/bench_generate.py
+	HF_HUB_OFFLINE=1 $(BIN)/python tests/bench/bench_export.py
 	HF_HUB_OFFLINE=1 $(BIN)/python tests/bench/bench_ui.py
 
 demo-data: setup
