@@ -27,7 +27,8 @@ def test_ui_side_never_imports_training_libraries() -> None:
 
 
 def test_engine_never_imports_the_ui() -> None:
-    mods = _modules_after("import engine.worker, engine.launch, engine.check_cli, engine.dataset_scan, "
+    mods = _modules_after("import engine.worker, engine.launch, engine.check_cli, "
+                          "engine.dataset_scan, "
                           "engine.stages.sanity, engine.models, engine.config, engine.runs, "
                           "engine.__main__")
     top = {m.split(".")[0] for m in mods}
