@@ -33,6 +33,8 @@ MAIN_COMMANDS = (
     Command("resume", "c", "resume", "Resume", "Run: resume the interrupted stage and the rest",
             False),
     Command("rerun", "x", "rerun", "Re-run", "Run: re-run the selected stage", False),
+    Command("apply_advice", "g", "apply_advice", "Advice",
+            "Run: apply the latest advice (its settings, on its stages)", False),
     Command("loss_plot", "p", "loss_plot", "Plot", "View: full loss plot", False),
     Command("toggle_loss", "1", "toggle_pane('loss')", "Loss", "Panes: show or hide loss", False),
     Command("toggle_memory", "2", "toggle_pane('memory')", "Memory",

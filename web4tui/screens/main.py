@@ -8,6 +8,8 @@ Engine control (run, stop, resume, re-run) goes through the run folder and
 
 from __future__ import annotations
 
+import json
+
 import time
 import tomllib
 from pathlib import Path
@@ -197,6 +199,29 @@ class MainScreen(Screen[None]):
             return
         self.start(order[order.index(stopped[0]):])
 
+    def action_apply_advice(self) -> None:
+        """Offer the newest advice's suggested change: its settings on its stages."""
+        offers = [a for a in self.state.advice.values()
+                  if isinstance(a.get("change"), dict) and a["change"].get("stages")]
+        if not offers:
+            self.notify("no advice with a suggested change yet")
+            return
+        if self._busy():
+            return
+        advice = offers[-1]
+        change = advice["change"]
+        stages = [s for s in change["stages"] if s in checklist.STAGE_IDS]
+        sets = [f"{k}={json.dumps(v)}" for k, v in (change.get("set") or {}).items()]
+        extra = ""
+        if change.get("add_records"):
+            extra = ("\nAlso add records to the data: " + ", ".join(
+                f"{n} {b}" for b, n in change["add_records"].items()) + ".")
+        self.app.push_screen(
+            ConfirmScreen(f"{advice.get('symptom')} → {advice.get('action')}\n"
+                          f"Run {', '.join(stages)} with {', '.join(sets) or 'the same settings'}?"
+                          + extra, yes="Apply"),
+            lambda ok: ok and self.start(stages, sets))
+
     def action_stop(self) -> None:
         if self.run is None or not self.run.pid():
             self.notify("no engine is running", severity="warning")
@@ -217,19 +242,19 @@ class MainScreen(Screen[None]):
             return True
         return False
 
-    def start(self, stages: list[str]) -> None:
+    def start(self, stages: list[str], sets: list[str] | None = None) -> None:
         if self._busy():
             return
         self.starting = True
         self._fast_poll.resume()
         self.notify(f"starting the engine: {', '.join(stages)}")
-        self._start_worker(stages, self.run.name if self.run else None)
+        self._start_worker(stages, self.run.name if self.run else None, sets or [])
 
     @work(thread=True, exclusive=True, group="engine-start")
-    def _start_worker(self, stages: list[str], run: str | None) -> None:
+    def _start_worker(self, stages: list[str], run: str | None, sets: list[str]) -> None:
         # Starting waits for the engine's hello (it may import torch): never on the UI thread.
         try:
-            started = engine_client.start(stages, run=run)
+            started = engine_client.start(stages, run=run, sets=sets)
         except engine_client.EngineError as exc:
             self.app.call_from_thread(self._start_failed, str(exc))
         else:
