@@ -156,8 +156,9 @@ def test_a_modelfile_without_its_stops_is_caught(exported_run, tmp_path, monkeyp
     run, cfg = exported_run
     monkeypatch.setattr(mf, "stop_tokens", lambda model_dir, tok: [])
     with StandIn(tmp_path / "ollama") as server:
+        # Room for the whole tool call and its end-of-turn token, which must then run on.
         cfg = {**cfg, "deploy": {**cfg["deploy"], "ollama_host": server.url,
-                                 "smoke_max_tokens": 48}}
+                                 "smoke_max_tokens": 96}}
         ctx, events = stage_ctx(cfg, run)
         deploy_stage.run(ctx)
         c = checks(events)
