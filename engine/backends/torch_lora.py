@@ -23,13 +23,14 @@ import torch
 import torch.nn.functional as F
 
 from engine.backends.torch_device import Placement, explain_device_error, memory_reader, place
+from engine.evaluate.report import verdict_payload
+from engine.evaluate.scorers import score
 from engine.records import Record
 from engine.render import Renderer
 from engine.stages.base import Cancelled, StageContext
 from engine.training import checkpoint as ckpt
 from engine.training.data import IGNORE, StageData
 from engine.training.memory import MemoryMonitor
-from engine.training.verdict import verdict
 
 log = logging.getLogger(__name__)
 
@@ -329,13 +330,20 @@ class TorchTrainer:
                                          do_sample=False, eos_token_id=eos,
                                          pad_token_id=eos[0], use_cache=True)
                 answer = self.tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()
-                v = verdict(rec.expect, answer, rec.extra.get("refuse"))
+                v = verdict_payload(score(rec, answer, self._rules()))
                 sample = {"step": step, "bucket": rec.bucket, "prompt": rec.user_text,
                           "output": answer, "verdict": v}
                 self.result.samples.append(sample)
                 self.ctx.emit("sample", **sample)
         finally:
             model.train()
+
+    def _rules(self) -> Any:
+        """The stage-5 scoring rules, built once (they read the tools and lint settings)."""
+        if getattr(self, "_scoring_rules", None) is None:
+            from engine.evaluate.core import rules_for
+            self._scoring_rules = rules_for(self.cfg)
+        return self._scoring_rules
 
     def _stop_tokens(self) -> list[str]:
         toks = [t for t in (self.tok.eos_token, "<|im_end|>", "<|endoftext|>", "<|eot_id|>")

@@ -182,6 +182,12 @@ def prove(ctx: Any, result: EvalResult, logged: dict[str, Path] | None) -> None:
         ctx.check("eval.logged", "skip", detail="no output folder")
 
 
+def verdict_payload(verdict: Any) -> dict[str, Any]:
+    """A verdict as ``sample`` events carry it: ok, a short label, and every reason."""
+    label = "pass" if verdict.passed else (verdict.reasons[0] if verdict.reasons else "fail")
+    return {"ok": verdict.passed, "label": label, "reasons": verdict.reasons}
+
+
 def sample_events(ctx: Any, result: EvalResult, per_bucket: int = 1) -> None:
     """A few scored answers for the UI (failures first)."""
     for bucket in BUCKET_ORDER:
@@ -189,5 +195,4 @@ def sample_events(ctx: Any, result: EvalResult, per_bucket: int = 1) -> None:
                       key=lambda r: (r.verdict.passed, _badness(r)))
         for row in rows[:per_bucket]:
             ctx.emit("sample", step=None, bucket=bucket, prompt=row.record.user_text,
-                     output=row.answer, verdict={"passed": row.verdict.passed,
-                                                 "reasons": row.verdict.reasons})
+                     output=row.answer, verdict=verdict_payload(row.verdict))
