@@ -375,7 +375,8 @@ class MLXTrainer:
                             {k: v for k, v in opt_state.items() if isinstance(v, mx.array)})
         (tmp / "rng.json").write_text(json.dumps({
             "python": _jsonable(random.getstate()),
-            "mlx_key": np.asarray(mx.random.state[0]).tolist()}))
+            "mlx_key": np.asarray(mx.random.state[0]).tolist(),  # for the record
+            "mlx_seed_per_step": f"{self.cfg['run']['seed']} * 1000003 + step"}))
         ckpt.write_state(tmp, {
             "step": step, "total_steps": self.total_steps, "stage": self.plan.stage,
             "backend": "mlx", "micro_batches_done": step * self.plan.grad_accum,
@@ -416,7 +417,8 @@ class MLXTrainer:
         opt.state = tree_unflatten(list(mx.load(str(last / "optimizer.safetensors")).items()))
         rng = json.loads((last / "rng.json").read_text())
         random.setstate(_tuplify(rng["python"]))
-        mx.random.state[0] = mx.array(np.asarray(rng["mlx_key"], dtype=np.uint32))
+        # MLX's key cannot be set back (``mx.random.state`` is read-only); it needs no
+        # restoring: the loop reseeds it from (seed, step) before each step's draws.
         mx.eval(model.parameters(), opt.state)
         res = self.result
         res.losses = list(state["losses"])
