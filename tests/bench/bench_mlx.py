@@ -39,8 +39,8 @@ else:
     from engine.backends.torch_lora import TorchTrainer as Trainer, TrainPlan
 tmp = Path(tempfile.mkdtemp())
 per_step = []
-def emit(kind, **kw):
-    if kind == "metric":
+def emit(event, **kw):
+    if event == "metric":
         per_step.append(kw["values"]["tokens_per_s"])
 ctx = StageContext(cfg=cfg, emit=emit, run_dir=tmp)
 plan = TrainPlan("dry_run", grad_accum=accum, epochs=1, max_steps=steps, stop_when=None,
