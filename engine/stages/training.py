@@ -24,11 +24,21 @@ def run_training(ctx: StageContext, stage: str, *, epochs: int, grad_accum: int,
                  stop_when: Callable[[list[float]], bool] | None = None) -> tuple[Any, StageData]:
     """Train one stage; returns (TrainResult, StageData). Raises DataError for bad data."""
     cfg = ctx.cfg
-    backend = cfg["train"]["backend"]
+    from engine.worker import backend_and_device
+
+    backend = backend_and_device(cfg)[0]
     if backend == "mlx":
-        raise DataError("the mlx backend is not available in this version yet; "
-                        "set train.backend=\"torch\"")
-    from engine.backends.torch_lora import TorchTrainer, TrainPlan
+        try:
+            from engine.backends.mlx_lora import MLXTrainer as Trainer
+        except ImportError as exc:
+            raise DataError(f"train.backend is mlx but mlx cannot be imported ({exc}); "
+                            "install mlx-lm or set train.backend=\"torch\"") from exc
+    else:
+        if str(cfg["train"].get("quantize_base", "off")) != "off":
+            raise DataError("train.quantize_base needs the mlx backend (no bitsandbytes); "
+                            "set train.backend=\"mlx\" or train.quantize_base=\"off\"")
+        from engine.backends.torch_lora import TorchTrainer as Trainer
+    from engine.backends.torch_lora import TrainPlan
 
     def progress(done: int, total: int, msg: str) -> None:
         ctx.emit("log", level="info", message=f"model: {msg}")
@@ -42,7 +52,7 @@ def run_training(ctx: StageContext, stage: str, *, epochs: int, grad_accum: int,
                      stop_when=stop_when, checkpoint_root=run_dir / "checkpoints" / stage,
                      adapter_dir=adapter_dir(run_dir, stage), resume=ctx.resume)
     renderer = Renderer(tok, cfg["data"]["system_prompt"], load_tools(cfg["data"]["tools"]))
-    trainer = TorchTrainer(ctx, cfg, plan, data, folder, tok, probe_records(cfg), renderer)
+    trainer = Trainer(ctx, cfg, plan, data, folder, tok, probe_records(cfg), renderer)
     return trainer.run(), data
 
 

@@ -1,0 +1,145 @@
+"""The MLX backend on a tiny random model, through the command line (real MLX: on Linux its CPU
+backend, slow — a few steps only)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+try:
+    import mlx.core  # noqa: F401
+    import mlx_lm  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on the machine
+    pytest.skip(f"mlx / mlx-lm cannot be imported here ({exc}); on Linux install `mlx[cpu]` "
+                "and mlx-lm", allow_module_level=True)
+
+from tests.engine.test_training import base_sets, checks, events, web4tui
+from tests.support.tiny_model import make_tiny_model
+
+MLX_CKPT_FILES = {"adapters.safetensors", "optimizer.safetensors", "rng.json",
+                  "trainer_state.json"}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny-llama")
+
+
+def mlx_sets(tiny: Path, **extra: object) -> list[str]:
+    return base_sets(tiny, **{"train.backend": "mlx", **extra})
+
+
+def test_mlx_lora_learns_with_the_torch_events_and_a_peft_adapter(outputs: Path,
+                                                                  tiny: Path) -> None:
+    proc = web4tui("run", "dry_run", "--run", "mlx", sets=mlx_sets(tiny))
+    run = outputs / "mlx"
+    assert "on mlx/cpu" in proc.stdout, proc.stdout + proc.stderr
+    assert "scale = alpha / r = 16/8 = 2" in proc.stdout
+    evs = events(run)
+    losses = [e.get("values")["loss"] for e in evs if e.type == "metric"]
+    assert len(losses) == 12, proc.stdout + proc.stderr
+    assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 - 0.5, losses
+    assert {"loss", "lr", "grad_norm", "tokens_per_s"} <= set(
+        next(e for e in evs if e.type == "metric").get("values"))
+    assert {"metric", "memory", "sample", "artifact", "progress"} <= {e.type for e in evs}
+    st = checks(run)
+    assert st["dry_run.no_nan"] == st["dry_run.no_device_errors"] == st["dry_run.memory"] \
+        == "pass"
+    cps = run / "checkpoints" / "dry_run"
+    assert sorted(p.name for p in cps.iterdir()) == ["step-000004", "step-000008",
+                                                     "step-000012"]
+    assert MLX_CKPT_FILES <= {p.name for p in (cps / "step-000008").iterdir()}
+
+    # The PEFT adapter loads for evaluation and computes what the MLX model computed.
+    import mlx.core as mx
+    import numpy as np
+    import torch
+    from mlx_lm.tuner.utils import linear_to_lora_layers
+    from mlx_lm.utils import load_model
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from engine.backends.mlx_lora import lora_keys
+
+    lora = run / "dry_run" / "lora"
+    assert (lora / "adapter_config.json").exists()
+    peft_model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny), lora)
+    peft_model.eval()
+    assert any("lora_B" in n and p.abs().sum() > 0 for n, p in peft_model.named_parameters())
+    model, _ = load_model(tiny)
+    model.freeze()
+    targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    linear_to_lora_layers(model, len(model.layers), {"rank": 8, "scale": 2.0, "dropout": 0.0,
+                                                     "keys": sorted(lora_keys(model, targets))})
+    model.load_weights(list(mx.load(str(cps / "step-000012" / "adapters.safetensors")).items()),
+                       strict=False)
+    model.eval()
+    ids = [1, 520, 2231, 314, 4590, 28, 17, 99]
+    mine = np.asarray(model(mx.array(ids)[None])[0].astype(mx.float32))
+    with torch.no_grad():
+        theirs = peft_model(torch.tensor([ids])).logits[0].float().numpy()
+    assert np.abs(mine - theirs).max() < 1e-3
+
+
+def test_mlx_qlora_4bit_learns(outputs: Path, tiny: Path) -> None:
+    proc = web4tui("run", "dry_run", "--run", "q4", sets=mlx_sets(tiny, **{
+        "train.quantize_base": "'4'", "train.quantize_group_size": 32,
+        "dry_run.samples": 4, "dry_run.max_steps": 12}))
+    run = outputs / "q4"
+    assert "quantized with MLX to 4 bits, group size 32" in proc.stdout, proc.stdout
+    losses = [e.get("values")["loss"] for e in events(run) if e.type == "metric"]
+    assert len(losses) == 12, proc.stdout + proc.stderr
+    # Four records seen three times: the last pass over them against the first.
+    assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4 - 0.3, losses
+    assert checks(run)["dry_run.no_nan"] == "pass"
+    assert (run / "dry_run" / "lora" / "adapter_model.safetensors").exists()
+
+
+def test_torch_refuses_a_quantized_base(outputs: Path, tiny: Path) -> None:
+    proc = web4tui("run", "dry_run", "--run", "tq", sets=base_sets(tiny, **{
+        "train.backend": "torch", "train.quantize_base": "'4'"}))
+    assert proc.returncode == 1
+    assert "quantize_base needs the mlx backend" in proc.stdout, proc.stdout
+
+
+def test_mlx_sigkill_and_resume_ends_with_the_same_adapter(outputs: Path, tiny: Path) -> None:
+    from safetensors.numpy import load_file
+
+    sets = mlx_sets(tiny, **{"dry_run.max_steps": 8, "train.checkpoint_every": 2,
+                             "dry_run.grad_accum": 2})
+    ref = web4tui("run", "dry_run", "--run", "straight", sets=sets)
+    assert "finished" in ref.stdout, ref.stdout + ref.stderr
+    start = web4tui("run", "dry_run", "--run", "killed", "--detach", sets=sets)
+    assert start.returncode == 0, start.stderr
+    run = outputs / "killed"
+    pid = int((run / "engine.pid").read_text())
+    deadline = time.monotonic() + 300
+    while not (run / "checkpoints" / "dry_run" / "step-000004").exists():
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    while True:
+        try:
+            os.kill(pid, 0)
+            time.sleep(0.05)
+        except ProcessLookupError:
+            break
+    killed_at = max(e.get("step") for e in events(run) if e.type == "metric")
+    assert killed_at < 8
+    resumed = web4tui("run", "dry_run", "--run", "killed", "--resume", sets=sets)
+    assert "resumed dry_run from step-" in resumed.stdout, resumed.stdout
+    a = load_file(str(outputs / "straight" / "dry_run" / "lora" / "adapter_model.safetensors"))
+    b = load_file(str(run / "dry_run" / "lora" / "adapter_model.safetensors"))
+    assert a.keys() == b.keys() and a
+    for k in a:
+        assert abs(a[k] - b[k]).max() < 1e-5, k
+    import json
+    state = json.loads((run / "checkpoints" / "dry_run" / "step-000008" / "trainer_state.json")
+                       .read_text())
+    ref_state = json.loads((outputs / "straight" / "checkpoints" / "dry_run" / "step-000008"
+                            / "trainer_state.json").read_text())
+    assert state["losses"] == pytest.approx(ref_state["losses"], abs=1e-5)
