@@ -28,14 +28,13 @@ from typing import Any
 
 import numpy as np
 
-from engine.backends.torch_lora import TrainPlan, TrainResult
 from engine.records import Record
 from engine.render import Renderer
 from engine.stages.base import Cancelled, StageContext
 from engine.training import checkpoint as ckpt
 from engine.training.data import IGNORE, StageData
 from engine.training.memory import GB, MemoryMonitor
-from engine.training.verdict import verdict
+from engine.training.plan import SampleJudge, TrainPlan, TrainResult, stop_tokens
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +91,7 @@ class MLXTrainer:
                  renderer: Renderer) -> None:
         self.ctx, self.cfg, self.plan, self.data = ctx, cfg, plan, data
         self.model_dir, self.tok, self.probes, self.renderer = model_dir, tok, probes, renderer
+        self.judge = SampleJudge(cfg)
         self.stage_cfg = cfg[plan.stage]
         self.learning_rate = float(self.stage_cfg.get("learning_rate",
                                                       cfg["train"]["learning_rate"]))
@@ -188,7 +188,7 @@ class MLXTrainer:
         import mlx.core as mx
         import mlx.nn as nn
         import mlx.optimizers as optim
-        from mlx.utils import tree_flatten, tree_map
+        from mlx.utils import tree_map
 
         ctx, cfg, plan, res = self.ctx, self.cfg, self.plan, self.result
         tc = cfg["train"]
@@ -330,7 +330,7 @@ class MLXTrainer:
         from mlx_lm.models.cache import make_prompt_cache
 
         model.eval()
-        eos = {self.tok.convert_tokens_to_ids(t) for t in self._stop_tokens()}
+        eos = {self.tok.convert_tokens_to_ids(t) for t in stop_tokens(self.tok)}
         try:
             for rec in self.probes:
                 prompt = self.renderer.render(rec).prompt
@@ -345,7 +345,7 @@ class MLXTrainer:
                     out.append(nxt)
                     logits = model(mx.array([[nxt]]), cache=cache)
                 answer = self.tok.decode(out, skip_special_tokens=True).strip()
-                v = verdict(rec.expect, answer, rec.extra.get("refuse"))
+                v = self.judge(rec, answer)
                 sample = {"step": step, "bucket": rec.bucket, "prompt": rec.user_text,
                           "output": answer, "verdict": v}
                 self.result.samples.append(sample)
@@ -353,11 +353,6 @@ class MLXTrainer:
         finally:
             model.train()
 
-    def _stop_tokens(self) -> list[str]:
-        toks = [t for t in (self.tok.eos_token, "<|im_end|>", "<|endoftext|>", "<|eot_id|>")
-                if t and self.tok.convert_tokens_to_ids(t) is not None
-                and self.tok.convert_tokens_to_ids(t) != self.tok.unk_token_id]
-        return list(dict.fromkeys(toks)) or [self.tok.eos_token]
 
     # -- checkpoints --------------------------------------------------------------------------
     def _save(self, model: Any, opt: Any, step: int) -> None:

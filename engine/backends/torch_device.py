@@ -88,7 +88,7 @@ def memory_reader(device: str):
     peak = [0.0]
 
     def mps() -> tuple[float, float]:
-        cur = torch.mps.current_allocated_memory() / gb
+        # Driver-allocated, not just tensors: it is what macOS counts against the machine.
         drv = torch.mps.driver_allocated_memory() / gb
         peak[0] = max(peak[0], drv)
         return drv, peak[0]

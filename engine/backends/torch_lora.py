@@ -14,62 +14,25 @@ import logging
 import math
 import random
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from engine.backends.torch_device import Placement, explain_device_error, memory_reader, place
-from engine.evaluate.report import verdict_payload
-from engine.evaluate.scorers import score
 from engine.records import Record
 from engine.render import Renderer
 from engine.stages.base import Cancelled, StageContext
 from engine.training import checkpoint as ckpt
 from engine.training.data import IGNORE, StageData
 from engine.training.memory import MemoryMonitor
+from engine.training.plan import SampleJudge, TrainPlan, TrainResult, stop_tokens
+
+__all__ = ["TorchTrainer", "TrainPlan", "TrainResult", "completion_loss", "load_model", "pack"]
 
 log = logging.getLogger(__name__)
-
-@dataclass
-class TrainPlan:
-    """What one training stage asks of the trainer."""
-
-    stage: str
-    grad_accum: int
-    epochs: int
-    max_steps: int | None  # dry run: the step cap (it cycles over its samples)
-    stop_when: Callable[[list[float]], bool] | None  # dry run: loss target reached
-    checkpoint_root: Path
-    adapter_dir: Path
-    resume: bool = False
-
-
-@dataclass
-class TrainResult:
-    status: str  # ok / failed / cancelled
-    losses: list[float] = field(default_factory=list)
-    grad_norms: list[float] = field(default_factory=list)
-    steps: int = 0
-    total_steps: int = 0
-    tokens: int = 0
-    seconds: float = 0.0
-    nan_step: int | None = None
-    device_error: str | None = None
-    memory_stop: str | None = None
-    peak_memory_gb: float = 0.0
-    budget_gb: float = 0.0
-    placement: str = ""
-    resumed_from: int | None = None
-    samples: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def tokens_per_s(self) -> float:
-        return self.tokens / self.seconds if self.seconds else 0.0
-
 
 def load_model(model_dir: Path, cfg: dict[str, Any], placement: Placement) -> Any:
     """The base model, frozen, in the placement's dtype, with LoRA adapters in fp32."""
@@ -148,6 +111,7 @@ class TorchTrainer:
         self.ctx, self.cfg, self.plan, self.data = ctx, cfg, plan, data
         self.model_dir, self.tok, self.probes, self.renderer = model_dir, tok, probes, renderer
         self.placement = place(cfg)
+        self.judge = SampleJudge(cfg)
         self.stage_cfg = cfg[plan.stage]
         self.learning_rate = float(self.stage_cfg.get("learning_rate",
                                                       cfg["train"]["learning_rate"]))
@@ -317,7 +281,7 @@ class TorchTrainer:
         if not self.probes:
             return
         model.eval()
-        eos = [self.tok.convert_tokens_to_ids(t) for t in self._stop_tokens()]
+        eos = [self.tok.convert_tokens_to_ids(t) for t in stop_tokens(self.tok)]
         try:
             for rec in self.probes:
                 prompt = self.renderer.render(rec).prompt
@@ -330,7 +294,7 @@ class TorchTrainer:
                                          do_sample=False, eos_token_id=eos,
                                          pad_token_id=eos[0], use_cache=True)
                 answer = self.tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()
-                v = verdict_payload(score(rec, answer, self._rules()))
+                v = self.judge(rec, answer)
                 sample = {"step": step, "bucket": rec.bucket, "prompt": rec.user_text,
                           "output": answer, "verdict": v}
                 self.result.samples.append(sample)
@@ -338,18 +302,6 @@ class TorchTrainer:
         finally:
             model.train()
 
-    def _rules(self) -> Any:
-        """The stage-5 scoring rules, built once (they read the tools and lint settings)."""
-        if getattr(self, "_scoring_rules", None) is None:
-            from engine.evaluate.core import rules_for
-            self._scoring_rules = rules_for(self.cfg)
-        return self._scoring_rules
-
-    def _stop_tokens(self) -> list[str]:
-        toks = [t for t in (self.tok.eos_token, "<|im_end|>", "<|endoftext|>", "<|eot_id|>")
-                if t and self.tok.convert_tokens_to_ids(t) is not None
-                and self.tok.convert_tokens_to_ids(t) != self.tok.unk_token_id]
-        return list(dict.fromkeys(toks)) or [self.tok.eos_token]
 
     # -- checkpoints --------------------------------------------------------------------------
     def _save(self, model: Any, opt: Any, sched: Any, step: int) -> None:

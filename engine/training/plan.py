@@ -1,0 +1,75 @@
+"""What a training stage asks of a backend, what it gets back, and what both backends share.
+
+Stdlib-only apart from the scorers: importing it never loads torch or mlx, so each backend
+(``engine.backends.torch_lora``, ``engine.backends.mlx_lora``) pulls in only its own library.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from engine.records import Record
+
+
+@dataclass
+class TrainPlan:
+    """What one training stage asks of the trainer."""
+
+    stage: str
+    grad_accum: int
+    epochs: int
+    max_steps: int | None  # dry run: the step cap (it cycles over its samples)
+    stop_when: Callable[[list[float]], bool] | None  # dry run: loss target reached
+    checkpoint_root: Path
+    adapter_dir: Path
+    resume: bool = False
+
+
+@dataclass
+class TrainResult:
+    status: str  # ok / failed / cancelled
+    losses: list[float] = field(default_factory=list)
+    grad_norms: list[float] = field(default_factory=list)
+    steps: int = 0
+    total_steps: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+    nan_step: int | None = None
+    device_error: str | None = None
+    memory_stop: str | None = None
+    peak_memory_gb: float = 0.0
+    budget_gb: float = 0.0
+    placement: str = ""
+    resumed_from: int | None = None
+    samples: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+
+class SampleJudge:
+    """Verdicts on sample generations by the stage-5 scorers (rules built once per run)."""
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        self.cfg = cfg
+        self._rules: Any = None
+
+    def __call__(self, record: Record, answer: str) -> dict[str, Any]:
+        from engine.evaluate.core import rules_for
+        from engine.evaluate.report import verdict_payload
+        from engine.evaluate.scorers import score
+
+        if self._rules is None:
+            self._rules = rules_for(self.cfg)
+        return verdict_payload(score(record, answer, self._rules))
+
+
+def stop_tokens(tok: Any) -> list[str]:
+    """The tokenizer's end-of-turn tokens that really exist in its vocabulary."""
+    toks = [t for t in (tok.eos_token, "<|im_end|>", "<|endoftext|>", "<|eot_id|>")
+            if t and tok.convert_tokens_to_ids(t) is not None
+            and tok.convert_tokens_to_ids(t) != tok.unk_token_id]
+    return list(dict.fromkeys(toks)) or [tok.eos_token]
