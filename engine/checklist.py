@@ -21,6 +21,7 @@ class Item:
     title: str
     target: str
     proof: str
+    optional: bool = False  # a skip here does not leave the stage unproved
 
 
 @dataclass(frozen=True)
@@ -156,23 +157,23 @@ STAGES: tuple[Stage, ...] = (
              "valid tool JSON, and it stops",
              "A tool prompt comes back as valid tool JSON and stops."),
         Item("deploy.docker", "Docker Desktop Models import (optional)", "optional",
-             "Shown as a command; run when docker with model support exists."),
+             "Shown as a command; run when docker with model support exists.", optional=True),
     )),
     Stage("advice", 8, "Iterate", "When a target is missed, what to change.", (
         Item("advice.loss_stagnates", "Loss stagnates → more epochs or lower LR", "no trigger",
-             "Smoothed loss stops falling while above target."),
+             "Smoothed loss stops falling while above target.", optional=True),
         Item("advice.prose_not_json", "Prose instead of tool JSON → add tool_neg examples",
-             "no trigger", "Tool answers come back as prose."),
+             "no trigger", "Tool answers come back as prose.", optional=True),
         Item("advice.naming_drift", "Naming drift → add style examples", "no trigger",
-             "Style answers fail naming rules."),
+             "Style answers fail naming rules.", optional=True),
         Item("advice.refusal_inconsistent", "Refusal inconsistency → add guardrail samples",
-             "no trigger", "Guardrail decisions are wrong in both directions."),
+             "no trigger", "Guardrail decisions are wrong in both directions.", optional=True),
         Item("advice.eval_plateau", "Eval plateau → extra mini fine-tune at a smaller LR",
-             "no trigger", "Eval scores stop improving between runs."),
+             "no trigger", "Eval scores stop improving between runs.", optional=True),
         Item("advice.diverged", "Loss diverges or NaN → lower LR", "no trigger",
-             "A non-finite loss or grad norm, or a loss well above its best."),
+             "A non-finite loss or grad norm, or a loss well above its best.", optional=True),
         Item("advice.memory", "Memory over budget → shorter sequences", "no trigger",
-             "Peak memory above the budget during training."),
+             "Peak memory above the budget during training.", optional=True),
     )),
 )
 

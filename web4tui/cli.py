@@ -244,8 +244,14 @@ def follow_headless(run: RunFolder, pid: int, stages: list[str]) -> int:
               f"{run.log}:\n{run.log_tail()}", file=sys.stderr)
         return 1
     bad = {s: st for s, st in follower.finished.items() if s in stages and st != "ok"}
-    if bad:
-        print("not passed: " + ", ".join(f"{s} ({st})" for s, st in bad.items()))
+    unproved = [i for i, st in printer.checks.items() if st == "skip"
+                and i in checklist.ITEMS and not checklist.ITEMS[i].optional
+                and i.split(".")[0] in stages]
+    if bad or unproved:
+        if bad:
+            print("not passed: " + ", ".join(f"{s} ({st})" for s, st in bad.items()))
+        if unproved:
+            print("not proved (skipped): " + ", ".join(unproved))
         return 1
     print("all stages passed")
     return 0
@@ -295,6 +301,7 @@ class LinePrinter:
 
     def __init__(self, cfg: dict[str, Any] | None = None, progress_every_s: float = 2.0) -> None:
         self.cfg = cfg
+        self.checks: dict[str, str] = {}  # item -> latest status
         self.every = progress_every_s
         self.last_progress = 0.0
 
@@ -314,6 +321,7 @@ class LinePrinter:
                 line = (f"{tag} {ev.get('done')}/{ev.get('total')} {ev.get('unit')}"
                         + (f", ETA {eta:.0f}s" if isinstance(eta, (int, float)) else ""))
         elif ev.type == "check":
+            self.checks[str(ev.get("item"))] = str(ev.get("status"))
             item = checklist.ITEMS.get(ev.get("item"))
             title = checklist.render(item.title, self.cfg) if item else ev.get("item")
             value = ev.get("value")
