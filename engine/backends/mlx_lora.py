@@ -34,7 +34,9 @@ from engine.stages.base import Cancelled, StageContext
 from engine.training import checkpoint as ckpt
 from engine.training.data import IGNORE, StageData
 from engine.training.memory import GB, MemoryMonitor
-from engine.training.plan import SampleJudge, TrainPlan, TrainResult, stop_tokens
+from engine.training.plan import (
+    SampleJudge, TrainPlan, TrainResult, read_resume_state, restore_history, stop_tokens,
+)
 
 log = logging.getLogger(__name__)
 
@@ -400,13 +402,7 @@ class MLXTrainer:
         if not (last / "adapters.safetensors").exists():
             raise ValueError(f"checkpoint {last} was not written by the mlx backend; resume "
                              "it with train.backend = \"torch\"")
-        state = ckpt.read_state(last)
-        diff = ckpt.config_differences(state.get("settings", {}), self.train_settings())
-        if diff:
-            self.ctx.emit("log", level="warning", message=(
-                f"the config differs from checkpoint {last.name}: " + "; ".join(
-                    f"{k}: {a!r} → {b!r}" for k, a, b in ((k, *v) for k, v in diff.items()))
-                + " — continuing with the current config"))
+        state = read_resume_state(self.ctx, last, self.train_settings())
         model.load_weights(list(mx.load(str(last / "adapters.safetensors")).items()),
                            strict=False)
         opt.state = tree_unflatten(list(mx.load(str(last / "optimizer.safetensors")).items()))
@@ -415,15 +411,8 @@ class MLXTrainer:
         # MLX's key cannot be set back (``mx.random.state`` is read-only); it needs no
         # restoring: the loop reseeds it from (seed, step) before each step's draws.
         mx.eval(model.parameters(), opt.state)
-        res = self.result
-        res.losses = list(state["losses"])
-        res.grad_norms = list(state["grad_norms"])
-        res.tokens = int(state.get("tokens", 0))
-        res.seconds = float(state.get("seconds", 0.0))
-        res.resumed_from = int(state["step"])
-        self.ctx.emit("log", level="info", message=f"resumed {self.plan.stage} from "
-                      f"{last.name} (step {state['step']} of {self.total_steps})")
-        return int(state["step"])
+        return restore_history(self.ctx, self.result, state, self.plan.stage, last,
+                               self.total_steps)
 
     # -- the final adapter, in PEFT format ----------------------------------------------------
     def _save_adapter(self, model: Any) -> None:

@@ -28,7 +28,9 @@ from engine.stages.base import Cancelled, StageContext
 from engine.training import checkpoint as ckpt
 from engine.training.data import IGNORE, StageData
 from engine.training.memory import MemoryMonitor
-from engine.training.plan import SampleJudge, TrainPlan, TrainResult, stop_tokens
+from engine.training.plan import (
+    SampleJudge, TrainPlan, TrainResult, read_resume_state, restore_history, stop_tokens,
+)
 
 __all__ = ["TorchTrainer", "TrainPlan", "TrainResult", "completion_loss", "load_model", "pack"]
 
@@ -341,13 +343,7 @@ class TorchTrainer:
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
 
-        state = ckpt.read_state(last)
-        diff = ckpt.config_differences(state.get("settings", {}), self.train_settings())
-        if diff:
-            self.ctx.emit("log", level="warning", message=(
-                f"the config differs from checkpoint {last.name}: " + "; ".join(
-                    f"{k}: {a!r} → {b!r}" for k, a, b in ((k, *v) for k, v in diff.items()))
-                + " — continuing with the current config"))
+        state = read_resume_state(self.ctx, last, self.train_settings())
         weights = load_file(str(last / "adapter_model.safetensors"), device=self.placement.device)
         set_peft_model_state_dict(model, weights)
         opt.load_state_dict(torch.load(last / "optimizer.pt", weights_only=False))
@@ -358,15 +354,8 @@ class TorchTrainer:
         torch.set_rng_state(rng["torch"])
         if rng.get("cuda") and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
-        res = self.result
-        res.losses = list(state["losses"])
-        res.grad_norms = list(state["grad_norms"])
-        res.tokens = int(state.get("tokens", 0))
-        res.seconds = float(state.get("seconds", 0.0))
-        res.resumed_from = int(state["step"])
-        self.ctx.emit("log", level="info", message=f"resumed {self.plan.stage} from "
-                      f"{last.name} (step {state['step']} of {self.total_steps})")
-        return int(state["step"])
+        return restore_history(self.ctx, self.result, state, self.plan.stage, last,
+                               self.total_steps)
 
     def _save_adapter(self, model: Any) -> None:
         import shutil

@@ -73,3 +73,30 @@ def stop_tokens(tok: Any) -> list[str]:
             if t and tok.convert_tokens_to_ids(t) is not None
             and tok.convert_tokens_to_ids(t) != tok.unk_token_id]
     return list(dict.fromkeys(toks)) or [tok.eos_token]
+
+
+def read_resume_state(ctx: Any, last: Path, settings: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's trainer state, warning about every setting that changed since."""
+    from engine.training import checkpoint as ckpt
+
+    state = ckpt.read_state(last)
+    diff = ckpt.config_differences(state.get("settings", {}), settings)
+    if diff:
+        ctx.emit("log", level="warning", message=(
+            f"the config differs from checkpoint {last.name}: " + "; ".join(
+                f"{k}: {a!r} → {b!r}" for k, (a, b) in diff.items())
+            + " — continuing with the current config"))
+    return state
+
+
+def restore_history(ctx: Any, result: TrainResult, state: dict[str, Any], stage: str,
+                    last: Path, total_steps: int) -> int:
+    """Put a checkpoint's loss history back into the result; returns the step to continue at."""
+    result.losses = list(state["losses"])
+    result.grad_norms = list(state["grad_norms"])
+    result.tokens = int(state.get("tokens", 0))
+    result.seconds = float(state.get("seconds", 0.0))
+    result.resumed_from = int(state["step"])
+    ctx.emit("log", level="info", message=f"resumed {stage} from {last.name} "
+             f"(step {state['step']} of {total_steps})")
+    return int(state["step"])
