@@ -17,6 +17,7 @@ from engine.protocol import Event
 
 #: The parts of the screen a batch can change (one name per pane or widget).
 PARTS = ("header", "tree", "loss", "memory", "samples", "advice", "log")
+TRAINING_STAGES = ("dry_run", "mini", "full")
 
 
 @dataclass
@@ -114,7 +115,8 @@ class RunState:
         self.stage_status[ev.stage] = "running"
         self.stage_started_ts[ev.stage] = ev.ts
         self.progress.pop(ev.stage, None)
-        if self.loss.raw:  # each training stage draws its own curve
+        if self.loss.raw and ev.stage in TRAINING_STAGES:
+            # Each training stage draws its own curve; later stages keep the last one shown.
             self.loss = LossHistory(self.loss.cap, self.loss.span)
             self.loss_stage = ev.stage
             self._mark("loss")
