@@ -136,7 +136,9 @@ def test_export_any_model_folder_from_the_command_line(tmp_path: Path, tiny_base
     proc = subprocess.run([sys.executable, "-m", "engine", "export", "--model", str(tiny_base),
                            "--quant", "q4_k_m", "--out", str(out),
                            "--set", f"data.eval=['{ROOT / 'data' / 'eval'}']",
-                           "--set", "export.parity_prompts=3"],
+                           "--set", "export.parity_prompts=3",
+                           "--set", "export.parity_eval_per_bucket=2",
+                           "--set", "export.eval_max_new_tokens=16"],
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "✓ PASS Converted to GGUF" in proc.stdout
