@@ -79,23 +79,19 @@ def table(rows: Sequence[Row]) -> str:
 
 
 def hf_generate(model_dir: Path, *, max_new_tokens: int, stop_ids: list[int]) -> Generate:
-    """Greedy decoding with the merged HF model (float32 on CPU, the reference)."""
+    """Greedy decoding with the merged HF model (float32, the reference), batched with a KV
+    cache by stage 5's generator — identical answers to one prompt at a time, several times
+    faster. ``stop_ids`` is kept for the signature; the generator reads the model's own."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from engine.evaluate.generate import generate_text
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
 
     def generate(prompts: list[str]) -> list[str]:
-        outs = []
-        for p in prompts:
-            ids = tok(p, return_tensors="pt").input_ids
-            with torch.no_grad():
-                gen = model.generate(ids, max_new_tokens=max_new_tokens, do_sample=False,
-                                     eos_token_id=stop_ids or None,
-                                     pad_token_id=tok.pad_token_id or (stop_ids or [0])[0])
-            outs.append(tok.decode(gen[0, ids.shape[1]:], skip_special_tokens=True))
-        return outs
+        return generate_text(model, tok, prompts, max_new_tokens=max_new_tokens)
 
     return generate
 
@@ -113,7 +109,7 @@ def gguf_generate(gguf: Path, model_dir: Path, *, max_new_tokens: int,
     def generate(prompts: list[str]) -> list[str]:
         outs = []
         for p in prompts:
-            ids = tok(p).input_ids
+            ids = tok.encode(p, add_special_tokens=False)  # the template holds the specials
             res = llm.create_completion(prompt=ids, max_tokens=max_new_tokens, temperature=0.0,
                                         top_k=1, stop=stops or None)
             outs.append(res["choices"][0]["text"])
