@@ -312,6 +312,12 @@ def score_style(answer: str, reference: str, rules: Rules) -> Verdict:
         return Verdict("style", False, checks,
                        [f"syntax error at line {exc.lineno}: {exc.msg} (fails lint and AST)"],
                        info)
+    except (MemoryError, RecursionError, ValueError) as exc:
+        # Python's parser gives up on pathological input (deep nesting, NUL bytes) this way;
+        # a model's garbage answer must fail like any unparsable code, not crash the scorer.
+        return Verdict("style", False, checks,
+                       [f"code the parser cannot read ({type(exc).__name__}; fails lint and "
+                        "AST)"], info)
     checks["syntax_ok"] = True
     reasons: list[str] = []
     findings = rules.lint(code) if rules.lint is not None else []

@@ -169,3 +169,14 @@ def test_reference_answers_score_perfectly_on_the_demo_eval_set() -> None:
     failed = [(r.record.id, r.verdict.reasons) for r in result.rows if not r.verdict.passed]
     assert failed == []
     assert result.all_met(cfg)
+
+
+def test_pathological_code_fails_instead_of_crashing_the_scorer() -> None:
+    from engine.evaluate.scorers import Rules, score_style
+
+    rules = Rules(tools=[], lint=None)
+    # A long run of unary minus makes the parser raise MemoryError; a long attribute chain,
+    # RecursionError — both seen from a random model's answers.
+    for garbage in ("-" * 100000 + "1", "a" + ".b" * 100000):
+        v = score_style(garbage, "def f() -> int:\n    return 1\n", rules)
+        assert not v.passed and not v.checks["syntax_ok"]
