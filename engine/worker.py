@@ -165,7 +165,7 @@ def run_one(stage_id: str, cfg: dict[str, Any], emit: Any, stop: Any, run: Run |
     except Exception as exc:  # a bug or a device error: report it, keep the run folder sane
         status = "failed"
         log.exception("stage %s crashed", stage_id)
-        emit("error", message=f"{spec.title} failed: {exc}",
+        emit("error", message=f"{spec.title} failed: {str(exc) or type(exc).__name__}",
              detail=traceback.format_exc(limit=8), hint=_hint(exc))
     duration = round(time.monotonic() - t0, 3)
     checks = {c["item"]: c["status"] for c in ctx.checks}
