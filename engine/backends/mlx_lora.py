@@ -30,6 +30,7 @@ import numpy as np
 
 from engine.records import Record
 from engine.render import Renderer
+from engine.backends.mlx_peft import lora_keys, peft_config, to_peft_state
 from engine.stages.base import Cancelled, StageContext
 from engine.training import checkpoint as ckpt
 from engine.training.data import IGNORE, StageData
@@ -52,39 +53,6 @@ def mlx_memory() -> tuple[float, float, float]:
         return float(fn()) / GB if fn else 0.0
 
     return read("get_active_memory"), read("get_peak_memory"), read("get_cache_memory")
-
-
-def lora_keys(model: Any, targets: list[str]) -> set[str]:
-    """Paths inside a decoder layer whose last name is one of ``targets`` (``q_proj`` →
-    ``self_attn.q_proj``), the way peft matches ``target_modules``."""
-    import mlx.nn as nn
-
-    keys: set[str] = set()
-    for layer in model.layers:
-        for path, mod in layer.named_modules():
-            if path.split(".")[-1] in targets and isinstance(mod, (nn.Linear,
-                                                                   nn.QuantizedLinear)):
-                keys.add(path)
-    return keys
-
-
-def to_peft_state(flat: dict[str, Any]) -> dict[str, np.ndarray]:
-    """mlx-lm LoRA weights (``…q_proj.lora_a`` of shape (in, r), ``lora_b`` (r, out)) as peft's
-    (``base_model.model.…q_proj.lora_A.weight`` (r, in), ``lora_B.weight`` (out, r))."""
-    out: dict[str, np.ndarray] = {}
-    for name, value in flat.items():
-        stem, leaf = name.rsplit(".", 1)
-        if leaf not in ("lora_a", "lora_b"):
-            continue
-        peft_leaf = "lora_A" if leaf == "lora_a" else "lora_B"
-        out[f"base_model.model.{stem}.{peft_leaf}.weight"] = np.ascontiguousarray(
-            np.asarray(value.astype(_mx().float32)).T)
-    return out
-
-
-def _mx() -> Any:
-    import mlx.core as mx
-    return mx
 
 
 class MLXTrainer:
@@ -444,17 +412,6 @@ class MLXTrainer:
             " base, which differs from the quantized one by the quantization error)")
         self.ctx.emit("log", level="info", message=f"adapter saved in PEFT format{note}")
         self.ctx.emit("artifact", kind="adapter", path=str(out))
-
-
-def peft_config(model_dir: Path, lc: dict[str, Any]) -> dict[str, Any]:
-    """What ``peft``'s ``LoraConfig.save_pretrained`` writes, for the fields that matter."""
-    return {"peft_type": "LORA", "task_type": "CAUSAL_LM", "auto_mapping": None,
-            "base_model_name_or_path": str(model_dir), "revision": None, "inference_mode": True,
-            "r": lc["r"], "lora_alpha": lc["alpha"], "lora_dropout": lc["dropout"],
-            "target_modules": sorted(lc["target_modules"]), "bias": "none",
-            "fan_in_fan_out": False, "modules_to_save": None, "init_lora_weights": True,
-            "layers_to_transform": None, "layers_pattern": None, "rank_pattern": {},
-            "alpha_pattern": {}, "use_rslora": False, "use_dora": False}
 
 
 def _jsonable(state: Any) -> Any:

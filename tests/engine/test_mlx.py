@@ -63,7 +63,7 @@ def test_mlx_lora_learns_with_the_torch_events_and_a_peft_adapter(outputs: Path,
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from engine.backends.mlx_lora import lora_keys
+    from engine.backends.mlx_peft import lora_keys
 
     lora = run / "dry_run" / "lora"
     assert (lora / "adapter_config.json").exists()
