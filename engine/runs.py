@@ -14,6 +14,7 @@ import json
 import os
 import re
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,17 +123,9 @@ class Run:
     def set_stage_state(self, stage: str, status: str, **extra: Any) -> dict[str, Any]:
         state = self.read_state()
         entry = state.setdefault("stages", {}).setdefault(stage, {})
-        entry.update(status=status, updated=round(_now(), 3), **extra)
+        entry.update(status=status, updated=round(time.time(), 3), **extra)
         atomic_write_json(self.state_path, state)
         return state
-
-    def engine_pid(self) -> int | None:
-        """The pid of the engine working on this run, if one is alive."""
-        try:
-            pid = int(self.pid_path.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
-        return pid if pid_alive(pid) and self.is_locked() else None
 
     def is_locked(self) -> bool:
         """True while an engine holds this run's lock."""
@@ -187,16 +180,6 @@ class RunLock:
         self.release()
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def outputs_dir(cfg: dict[str, Any] | None = None) -> Path:
     env = os.environ.get("WEB4TUI_OUTPUTS")
     if env:
@@ -209,31 +192,3 @@ def open_run(name: str, outputs: Path, *, create: bool = False) -> Run:
     if not create and not run.root.is_dir():
         raise RunError(f"no run named {name!r} in {outputs}/ (see `web4tui runs`)")
     return run
-
-
-def list_runs(outputs: Path) -> list[Run]:
-    """Runs in the outputs folder, newest first (by the time their events last changed)."""
-    if not outputs.is_dir():
-        return []
-    runs = [Run(p) for p in outputs.iterdir()
-            if p.is_dir() and RUN_NAME.match(p.name) and (p / "config.toml").exists()]
-
-    def mtime(r: Run) -> float:
-        for p in (r.events_path, r.config_path):
-            if p.exists():
-                return p.stat().st_mtime
-        return 0.0
-
-    return sorted(runs, key=mtime, reverse=True)
-
-
-def newest_run(outputs: Path) -> Run:
-    runs = list_runs(outputs)
-    if not runs:
-        raise RunError(f"no runs yet in {outputs}/ — start one with `web4tui run`")
-    return runs[0]
-
-
-def _now() -> float:
-    import time
-    return time.time()
