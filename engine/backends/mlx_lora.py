@@ -36,7 +36,8 @@ from engine.training import checkpoint as ckpt
 from engine.training.data import IGNORE, StageData
 from engine.training.memory import GB, MemoryMonitor
 from engine.training.plan import (
-    SampleJudge, TrainPlan, TrainResult, read_resume_state, restore_history, stop_tokens,
+    SampleJudge, TrainPlan, TrainResult, example_at, read_resume_state, restore_history,
+    stop_tokens,
 )
 
 log = logging.getLogger(__name__)
@@ -78,18 +79,11 @@ class MLXTrainer:
         base = "fp32" if self.quantize_bits is None else f"{self.quantize_bits}-bit"
         self.result = TrainResult(status="ok", total_steps=self.total_steps,
                                   placement=f"mlx-{self.device}/{base}")
-        self._orders: dict[int, list[int]] = {}
 
     # -- data order (the same as the torch trainer's) -----------------------------------------
     def example_at(self, micro: int) -> int:
-        n = len(self.data.examples)
-        epoch, pos = divmod(micro, n)
-        order = self._orders.get(epoch)
-        if order is None:
-            order = list(range(n))
-            random.Random(f"{self.cfg['run']['seed']}:{self.plan.stage}:epoch{epoch}").shuffle(order)
-            self._orders = {epoch: order}
-        return order[pos]
+        return example_at(self.cfg["run"]["seed"], self.plan.stage, len(self.data.examples),
+                          micro)
 
     @property
     def scale(self) -> float:

@@ -29,7 +29,8 @@ from engine.training import checkpoint as ckpt
 from engine.training.data import IGNORE, StageData
 from engine.training.memory import MemoryMonitor
 from engine.training.plan import (
-    SampleJudge, TrainPlan, TrainResult, read_resume_state, restore_history, stop_tokens,
+    SampleJudge, TrainPlan, TrainResult, example_at, read_resume_state, restore_history,
+    stop_tokens,
 )
 
 __all__ = ["TorchTrainer", "TrainPlan", "TrainResult", "completion_loss", "load_model", "pack"]
@@ -128,16 +129,8 @@ class TorchTrainer:
 
     # -- data order ---------------------------------------------------------------------------
     def example_at(self, micro: int) -> int:
-        """Index of the example for the micro-batch number ``micro`` (a pure function of the
-        seed, so a resumed run sees exactly the order an uninterrupted one would)."""
-        n = len(self.data.examples)
-        epoch, pos = divmod(micro, n)
-        order = getattr(self, "_orders", {}).get(epoch)
-        if order is None:
-            order = list(range(n))
-            random.Random(f"{self.cfg['run']['seed']}:{self.plan.stage}:epoch{epoch}").shuffle(order)
-            self._orders = {epoch: order}
-        return order[pos]
+        return example_at(self.cfg["run"]["seed"], self.plan.stage, len(self.data.examples),
+                          micro)
 
     def train_settings(self) -> dict[str, Any]:
         c, s = self.cfg, self.stage_cfg

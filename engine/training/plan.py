@@ -6,6 +6,8 @@ Stdlib-only apart from the scorers: importing it never loads torch or mlx, so ea
 
 from __future__ import annotations
 
+import functools
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -100,3 +102,18 @@ def restore_history(ctx: Any, result: TrainResult, state: dict[str, Any], stage:
     ctx.emit("log", level="info", message=f"resumed {stage} from {last.name} "
              f"(step {state['step']} of {total_steps})")
     return int(state["step"])
+
+
+@functools.lru_cache(maxsize=4)
+def epoch_order(seed: int, stage: str, n: int, epoch: int) -> tuple[int, ...]:
+    """The seeded record order of one epoch — the same for both backends and for a resumed
+    run, so a run continues exactly where an uninterrupted one would be."""
+    order = list(range(n))
+    random.Random(f"{seed}:{stage}:epoch{epoch}").shuffle(order)
+    return tuple(order)
+
+
+def example_at(seed: int, stage: str, n: int, micro: int) -> int:
+    """Index of the example for micro-batch number ``micro``."""
+    epoch, pos = divmod(micro, n)
+    return epoch_order(seed, stage, n, epoch)[pos]
