@@ -21,19 +21,31 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine.backends.torch_device import Placement, explain_device_error, memory_reader, place
+from engine.backends import torch_attention
+from engine.backends.torch_device import (
+    Placement,
+    explain_device_error,
+    memory_reader,
+    place,
+)
 from engine.records import Record
 from engine.render import Renderer
 from engine.stages.base import Cancelled, StageContext
 from engine.training import checkpoint as ckpt
 from engine.training.data import IGNORE, StageData
 from engine.training.memory import MemoryMonitor
+from engine.training.packing import Packed, pack_window
 from engine.training.plan import (
-    SampleJudge, TrainPlan, TrainResult, example_at, read_resume_state, restore_history,
+    SampleJudge,
+    TrainPlan,
+    TrainResult,
+    example_at,
+    read_resume_state,
+    restore_history,
     stop_tokens,
 )
 
-__all__ = ["TorchTrainer", "TrainPlan", "TrainResult", "completion_loss", "load_model", "pack"]
+__all__ = ["TorchTrainer", "TrainPlan", "TrainResult", "completion_loss", "load_model"]
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +55,8 @@ def load_model(model_dir: Path, cfg: dict[str, Any], placement: Placement) -> An
     from transformers import AutoModelForCausalLM
 
     base = AutoModelForCausalLM.from_pretrained(
-        model_dir, dtype=placement.dtype, trust_remote_code=cfg["model"]["trust_remote_code"])
+        model_dir, dtype=placement.dtype, trust_remote_code=cfg["model"]["trust_remote_code"],
+        attn_implementation=torch_attention.register())
     base.to(placement.device)
     base.config.use_cache = False
     if cfg["train"]["gradient_checkpointing"]:
@@ -60,51 +73,40 @@ def load_model(model_dir: Path, cfg: dict[str, Any], placement: Placement) -> An
     return model
 
 
-def completion_loss(model: Any, ids: torch.Tensor, labels: torch.Tensor,
-                    placement: Placement, lengths: list[int] | None = None
+def completion_loss(model: Any, packed: Packed, placement: Placement
                     ) -> tuple[torch.Tensor, int]:
-    """Summed cross-entropy over completion tokens, projecting only those hidden states.
+    """Summed cross-entropy over the sequence's trained tokens, projecting only those hidden
+    states onto the vocabulary (the prompt's logits are never computed).
 
-    ``lengths`` packs several records into one sequence (padding-free): positions restart at
-    each record and a block-diagonal causal mask keeps records from seeing each other, so the
-    result equals running them one by one — with larger, faster matrix products.
+    A packed sequence (several records, maybe sharing a prefix; see
+    :mod:`engine.training.packing`) gets its positions and an attention mask that lets each
+    token see its own record and its shared prefix only, so the result equals running the
+    records one by one.
     """
     inner = model.get_base_model()
     decoder, head = inner.get_decoder(), inner.get_output_embeddings()
-    target = labels[1:].clone()
+    dev = placement.device
+    ids = torch.tensor(packed.ids, device=dev)
+    target = torch.tensor(packed.target, device=dev)
     kwargs: dict[str, Any] = {}
-    if lengths and len(lengths) > 1:
-        starts = torch.tensor([0, *lengths[:-1]], device=ids.device).cumsum(0)
-        target[starts[1:] - 1] = IGNORE  # a record's last token never predicts the next record
-        segment = torch.repeat_interleave(torch.arange(len(lengths), device=ids.device),
-                                          torch.tensor(lengths, device=ids.device))
+    if not packed.plain:
+        group = torch.tensor(packed.group, device=dev)
+        branch = torch.tensor(packed.branch, device=dev)
         n = ids.numel()
-        causal = torch.ones(n, n, dtype=torch.bool, device=ids.device).tril()
-        kwargs["attention_mask"] = ((segment[:, None] == segment[None, :]) & causal)[None, None]
-        kwargs["position_ids"] = torch.cat([torch.arange(k, device=ids.device)
-                                            for k in lengths])[None]
+        causal = torch.ones(n, n, dtype=torch.bool, device=dev).tril()
+        same = group[:, None] == group[None, :]
+        sees = (branch[None, :] == 0) | (branch[None, :] == branch[:, None])
+        kwargs["attention_mask"] = (same & sees & causal)[None, None]
+        kwargs["position_ids"] = torch.tensor(packed.positions, device=dev)[None]
+        # the model's attention (torch_attention, when loaded with it) computes each record's
+        # scores piece by piece; the dense mask above keeps any other attention exact
+        kwargs["packed_layout"] = packed.layout
     where = (target != IGNORE).nonzero(as_tuple=True)[0]
-    with torch.autocast(device_type=placement.device, dtype=placement.dtype,
-                        enabled=placement.autocast):
+    with torch.autocast(device_type=dev, dtype=placement.dtype, enabled=placement.autocast):
         hidden = decoder(input_ids=ids[None, :], **kwargs).last_hidden_state[0]
         logits = head(hidden[where])
     loss = F.cross_entropy(logits.float(), target[where], reduction="sum")
     return loss, int(where.numel())
-
-
-def pack(lengths: list[int], budget: int) -> list[list[int]]:
-    """Group consecutive records into sequences of at most ``budget`` tokens (in order, so the
-    data order — and a resumed run — stays the same). ``budget`` 0 packs nothing."""
-    groups: list[list[int]] = []
-    size = 0
-    for i, n in enumerate(lengths):
-        if groups and budget and size + n <= budget:
-            groups[-1].append(i)
-            size += n
-        else:
-            groups.append([i])
-            size = n
-    return groups
 
 
 class TorchTrainer:
@@ -184,20 +186,15 @@ class TorchTrainer:
             window_trained = sum(examples[i].trained_tokens for i in idx)
             try:
                 step_loss = torch.zeros((), device=self.placement.device)
-                step_tokens = 0
                 window = [examples[i] for i in idx]
-                for group in pack([len(e.input_ids) for e in window], tc["pack_tokens"]):
-                    exs = [window[g] for g in group]
-                    ids = torch.tensor([t for e in exs for t in e.input_ids],
-                                       device=self.placement.device)
-                    labels = torch.tensor([t for e in exs for t in e.labels],
-                                          device=self.placement.device)
-                    loss_sum, n = completion_loss(model, ids, labels, self.placement,
-                                                  [len(e.input_ids) for e in exs])
+                # throughput counts the records' tokens, shared prefixes included: that is
+                # the data trained on, and what a trainer without sharing would compute
+                step_tokens = sum(len(e.input_ids) for e in window)
+                for packed in pack_window(window, tc["pack_tokens"], tc["share_prefix_tokens"]):
+                    loss_sum, _ = completion_loss(model, packed, self.placement)
                     scaled = loss_sum / max(1, window_trained)
                     (scaler.scale(scaled) if scaler else scaled).backward()
                     step_loss += scaled.detach()
-                    step_tokens += int(ids.numel())
                 if scaler:
                     scaler.unscale_(opt)
                 gnorm = torch.nn.utils.clip_grad_norm_(params, tc["max_grad_norm"])

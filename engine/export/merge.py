@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from engine.export import ExportError, Progress, no_progress
+from engine.runs import atomic_dir
 
 FINGERPRINT = ".web4tui-merge.json"
 #: Bump when the merge itself changes, so old folders are not reused.
@@ -105,9 +104,7 @@ def merge_adapter(base: Path, adapter: Path, out: Path, *, dtype: str = "bfloat1
         tokenizer.chat_template = getattr(base_tok, "chat_template", None)
 
     progress(3, steps, f"saving the merged model to {out}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         model.save_pretrained(tmp, safe_serialization=True, max_shard_size="4GB")
         tokenizer.save_pretrained(tmp)
         for extra in ("generation_config.json",):
@@ -116,13 +113,6 @@ def merge_adapter(base: Path, adapter: Path, out: Path, *, dtype: str = "bfloat1
         (tmp / FINGERPRINT).write_text(json.dumps(
             {"fingerprint": fp, "base": str(base), "adapter": str(adapter), "dtype": dtype},
             indent=2) + "\n")
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     del model
     progress(steps, steps, "merged")
     return MergeResult(out, False, time.monotonic() - t0, dtype, fp)

@@ -85,9 +85,34 @@ def test_mlx_lora_learns_with_the_torch_events_and_a_peft_adapter(outputs: Path,
     assert np.abs(mine - theirs).max() < 1e-3
 
 
-def test_mlx_qlora_4bit_learns(outputs: Path, tiny: Path) -> None:
+@pytest.fixture(scope="module")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("model-cache")
+
+
+def test_the_quantized_base_is_built_once_and_reused(tiny: Path, model_cache: Path) -> None:
+    import json
+
+    from mlx.nn import QuantizedLinear
+    from mlx_lm.utils import load_model
+
+    from engine.backends.mlx_quant import quantized_base
+
+    folder, reused = quantized_base(tiny, 8, 32, str(model_cache))
+    assert not reused and folder.parent == model_cache
+    assert json.loads((folder / "config.json").read_text())["quantization"] == {
+        "group_size": 32, "bits": 8, "mode": "affine"}
+    again, reused = quantized_base(tiny, 8, 32, str(model_cache))
+    assert reused and again == folder
+    model, _ = load_model(folder)
+    assert isinstance(model.layers[0].self_attn.q_proj, QuantizedLinear)
+    assert quantized_base(tiny, 4, 32, str(model_cache))[0] != folder  # other bits, other copy
+
+
+def test_mlx_qlora_4bit_learns(outputs: Path, tiny: Path, model_cache: Path) -> None:
     proc = web4tui("run", "dry_run", "--run", "q4", sets=mlx_sets(tiny, **{
         "train.quantize_base": "'4'", "train.quantize_group_size": 32,
+        "model.cache_dir": f"'{model_cache}'",
         "dry_run.samples": 4, "dry_run.max_steps": 12}))
     run = outputs / "q4"
     assert "quantized with MLX to 4 bits, group size 32" in proc.stdout, proc.stdout
@@ -143,3 +168,30 @@ def test_mlx_sigkill_and_resume_ends_with_the_same_adapter(outputs: Path, tiny: 
     ref_state = json.loads((outputs / "straight" / "checkpoints" / "dry_run" / "step-000008"
                             / "trainer_state.json").read_text())
     assert state["losses"] == pytest.approx(ref_state["losses"], abs=1e-5)
+
+
+def test_a_qlora_adapter_evaluates_and_exports_like_a_torch_one(outputs: Path, tiny: Path,
+                                                                 model_cache: Path) -> None:
+    """MLX QLoRA → stage 5 (the eval files scored through the PEFT adapter) → stage 6 (merge,
+    GGUF, llama.cpp parity, Q4_K_M, the ±1-point check) in one headless run."""
+    data = Path(__file__).resolve().parents[2] / "data"
+    proc = web4tui("run", "full", "eval", "export", "--run", "mlx-e2e", sets=mlx_sets(tiny, **{
+        "train.quantize_base": "'4'", "train.quantize_group_size": 32,
+        "model.cache_dir": f"'{model_cache}'",
+        "data.train": f"['{Path(__file__).resolve().parents[1] / 'fixtures/good'}']",
+        "full.grad_accum": 2, "train.curve_min_points": 2,
+        "data.eval": f"['{data / 'eval'}']", "data.tools": f"'{data / 'tools.json'}'",
+        "eval.max_per_bucket": 1, "eval.max_new_tokens": 8,
+        "export.quant": "q4_k_m", "export.parity_eval_per_bucket": 1,
+        "export.eval_max_new_tokens": 8}))
+    run = outputs / "mlx-e2e"
+    st = checks(run)
+    assert "quantized with MLX to 4 bits" in proc.stdout, proc.stdout + proc.stderr
+    assert st["full.adapter_saved"] == "pass", proc.stdout
+    # A random model misses the eval targets, honestly: every bucket scored and logged.
+    assert st["eval.logged"] == "pass", proc.stdout
+    rows = (run / "eval" / "records.jsonl").read_text().splitlines()
+    assert len(rows) == 5
+    assert {st[i] for i in ("export.merge", "export.gguf", "export.quantize",
+                            "export.parity")} == {"pass"}, proc.stdout
+    assert (run / "gguf" / "model-q4_k_m.gguf").stat().st_size > 0

@@ -1,0 +1,76 @@
+"""Attention for packed sequences that only computes what each record may see.
+
+A packed sequence (see :mod:`engine.training.packing`) holds several records, some sharing a
+prompt prefix. Expressed as one dense N×N mask, attention costs N² for every layer and falls off
+SDPA's fast kernels (a dense mask forces the generic path, which keeps every score for
+backward) — on a CPU that made packing slower than no packing at all. Here attention runs
+per piece instead: each shared prefix causally on its own, and each record's own tokens against
+[its prefix, itself] — exactly the scores a record would compute alone, nothing more.
+
+The function is registered with transformers' attention interface, so it works for every model
+that routes attention through it (Llama, Qwen2, Mistral, …). It is used only when the call
+passes ``packed_layout``; otherwise (generation, a plain record) it is plain SDPA.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["NAME", "Layout", "packed_attention", "register"]
+
+NAME = "web4tui_packed"
+
+# One group: (prefix start, prefix length, [(record start, record length), ...]), in token
+# positions of the packed sequence; a group without a shared prefix has prefix length 0.
+Layout = list[tuple[int, int, list[tuple[int, int]]]]
+
+
+def packed_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                     attention_mask: torch.Tensor | None, dropout: float = 0.0,
+                     scaling: float | None = None, packed_layout: Layout | None = None,
+                     **kwargs: Any) -> tuple[torch.Tensor, None]:
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    if packed_layout is None:
+        return sdpa_attention_forward(module, query, key, value, attention_mask,
+                                      dropout=dropout, scaling=scaling, **kwargs)
+    gqa = query.shape[1] != key.shape[1]
+    p = dropout if module.training else 0.0
+
+    def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+               mask: torch.Tensor | None) -> torch.Tensor:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p,
+                                              is_causal=mask is None, scale=scaling,
+                                              enable_gqa=gqa)
+
+    pieces: list[torch.Tensor] = []
+    for start, shared, records in packed_layout:
+        if shared:
+            s = slice(start, start + shared)
+            pieces.append(attend(query[:, :, s], key[:, :, s], value[:, :, s], None))
+        for r0, n in records:
+            r = slice(r0, r0 + n)
+            if not shared:
+                pieces.append(attend(query[:, :, r], key[:, :, r], value[:, :, r], None))
+                continue
+            # the record sees its whole prefix, then itself causally
+            k = torch.cat([key[:, :, start:start + shared], key[:, :, r]], dim=2)
+            v = torch.cat([value[:, :, start:start + shared], value[:, :, r]], dim=2)
+            mask = torch.ones(n, shared + n, dtype=torch.bool, device=query.device)
+            mask[:, shared:] = torch.ones(n, n, dtype=torch.bool, device=query.device).tril()
+            pieces.append(attend(query[:, :, r], k, v, mask))
+    out = torch.cat(pieces, dim=2)
+    return out.transpose(1, 2).contiguous(), None
+
+
+def register() -> str:
+    """Make ``NAME`` an attention implementation transformers can load a model with."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+
+    AttentionInterface.register(NAME, packed_attention)
+    ALL_MASK_ATTENTION_FUNCTIONS.register(NAME, sdpa_mask)  # masks as for SDPA
+    return NAME
