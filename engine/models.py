@@ -156,6 +156,19 @@ def convert_gguf(gguf: Path, out: Path, progress: Progress) -> None:
     progress(4, total, "done")
 
 
+def rope_settings(cfg: dict[str, Any]) -> tuple[float, dict[str, Any] | None]:
+    """(rope base, scaling or None) from a ``config.json`` in either layout: top-level
+    ``rope_theta`` / ``rope_scaling`` (transformers 4 and most hub models) or the
+    ``rope_parameters`` block transformers 5 writes. Readers that know only one layout
+    silently use a default base otherwise, and the model computes something else."""
+    params = cfg.get("rope_parameters") or {}
+    theta = cfg.get("rope_theta", params.get("rope_theta", 10000.0))
+    scaling = cfg.get("rope_scaling") or None
+    if scaling is None and params.get("rope_type", "default") != "default":
+        scaling = params
+    return float(theta), scaling
+
+
 def load_tokenizer(folder: Path, trust_remote_code: bool = False) -> Any:
     """The model's tokenizer (a fast one when the model has it)."""
     from transformers import AutoTokenizer

@@ -2,7 +2,7 @@
 
 The base is loaded from the local Hugging Face folder by mlx-lm — or, for QLoRA
 (``train.quantize_base`` 4 or 8 bits, ``train.quantize_group_size``), from its MLX-quantized
-copy in the model cache (built once by :mod:`engine.backends.mlx_quant`) — frozen, and given LoRA
+copy in the model cache (built once by :mod:`engine.backends.mlx_base`) — frozen, and given LoRA
 layers by mlx-lm's tuner (``linear_to_lora_layers``; MLX has no alpha, so scale = alpha / r).
 The loop is ours — mlx-lm's ``lora.run`` would replace our callbacks: AdamW with the torch
 path's warmup + cosine schedule, gradient accumulation over ``grad_accum`` records, the
@@ -31,6 +31,7 @@ import numpy as np
 
 from engine.records import Record
 from engine.render import Renderer
+from engine.backends.mlx_base import load_base
 from engine.backends.mlx_peft import lora_keys, peft_config, to_peft_state
 from engine.stages.base import Cancelled, StageContext
 from engine.training import checkpoint as ckpt
@@ -106,20 +107,9 @@ class MLXTrainer:
     def load_model(self) -> Any:
         import mlx.core as mx
         from mlx_lm.tuner.utils import linear_to_lora_layers
-        from mlx_lm.utils import load_model
-
-        if self.quantize_bits is None:
-            model, _ = load_model(Path(self.model_dir))
-        else:
-            from engine.backends.mlx_quant import quantized_base
-            t0 = time.monotonic()
-            folder, reused = quantized_base(Path(self.model_dir), self.quantize_bits,
-                                            self.group_size, self.cfg["model"]["cache_dir"])
-            model, _ = load_model(folder)
-            how = "reused from" if reused else f"in {time.monotonic() - t0:.0f} s, cached in"
-            self.ctx.emit("log", level="info", message=(
-                f"base quantized with MLX to {self.quantize_bits} bits, group size "
-                f"{self.group_size} (QLoRA), {how} {folder}"))
+        model, origin = load_base(Path(self.model_dir), self.quantize_bits, self.group_size,
+                                  self.cfg["model"]["cache_dir"])
+        self.ctx.emit("log", level="info", message=origin)
         model.freeze()
         lc = self.cfg["lora"]
         targets = list(lc["target_modules"])

@@ -259,8 +259,11 @@ class MLXSource(Source):
             from mlx_lm import load
         except ImportError as exc:
             raise SourceError("this is an MLX adapter and mlx-lm is not installed") from exc
+        from engine.backends.mlx_base import config_overrides
+
         base = base_model_for(adapter, cfg)
-        self.model, self.tok = load(str(base), adapter_path=str(adapter))
+        fixes = config_overrides(Path(base)) if (Path(base) / "config.json").exists() else {}
+        self.model, self.tok = load(str(base), model_config=fixes, adapter_path=str(adapter))
         self.cfg = cfg
         self.renderer = renderer_for(self.tok, cfg)
 

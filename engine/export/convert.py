@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from engine.export import ExportError, Progress, no_progress
+from engine.models import rope_settings
 
 log = logging.getLogger(__name__)
 
@@ -129,15 +130,6 @@ def choose_pre(tokenizer_json: dict[str, Any], forced: str = "") -> tuple[str, s
 
 # --- hyperparameters ----------------------------------------------------------------------
 
-def _rope(cfg: dict[str, Any]) -> tuple[float, dict[str, Any] | None]:
-    params = cfg.get("rope_parameters") or {}
-    theta = cfg.get("rope_theta", params.get("rope_theta", 10000.0))
-    scaling = cfg.get("rope_scaling") or None
-    if scaling is None and params.get("rope_type", "default") != "default":
-        scaling = params
-    return float(theta), scaling
-
-
 def write_hparams(w: Any, arch: str, cfg: dict[str, Any], name: str) -> None:
     import gguf
 
@@ -153,7 +145,7 @@ def write_hparams(w: Any, arch: str, cfg: dict[str, Any], name: str) -> None:
     w.add_head_count_kv(cfg.get("num_key_value_heads") or n_head)
     w.add_layer_norm_rms_eps(float(cfg.get("rms_norm_eps", 1e-6)))
     w.add_vocab_size(cfg["vocab_size"])
-    theta, scaling = _rope(cfg)
+    theta, scaling = rope_settings(cfg)
     w.add_rope_freq_base(theta)
     w.add_rope_dimension_count(head_dim)
     if head_dim != n_embd // n_head:

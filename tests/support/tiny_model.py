@@ -6,7 +6,7 @@ from pathlib import Path
 
 
 def make_tiny_model(folder: Path, *, arch: str = "llama", seed: int = 0, layers: int = 2,
-                    hidden: int = 64) -> Path:
+                    hidden: int = 64, rope_theta: float = 10000.0) -> Path:
     """A 2-layer model with the embedded SmolLM2 tokenizer, saved as an HF folder."""
     import torch
     from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
@@ -22,7 +22,7 @@ def make_tiny_model(folder: Path, *, arch: str = "llama", seed: int = 0, layers:
                   bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
                   # Larger than the usual 0.02 so that a few LoRA steps move the logits of a
                   # 64-wide model visibly (its RMSNorm caps the hidden state otherwise).
-                  initializer_range=0.2)
+                  initializer_range=0.2, rope_theta=rope_theta)
     config = LlamaConfig(**common) if arch == "llama" else Qwen2Config(**common)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config)
