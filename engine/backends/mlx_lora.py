@@ -29,16 +29,21 @@ from typing import Any
 
 import numpy as np
 
-from engine.records import Record
-from engine.render import Renderer
 from engine.backends.mlx_base import load_base
 from engine.backends.mlx_peft import lora_keys, peft_config, to_peft_state
+from engine.records import Record
+from engine.render import Renderer
 from engine.stages.base import Cancelled, StageContext
 from engine.training import checkpoint as ckpt
 from engine.training.data import IGNORE, StageData
 from engine.training.memory import GB, MemoryMonitor
 from engine.training.plan import (
-    SampleJudge, TrainPlan, TrainResult, example_at, read_resume_state, restore_history,
+    SampleJudge,
+    TrainPlan,
+    TrainResult,
+    example_at,
+    read_resume_state,
+    restore_history,
     stop_tokens,
 )
 
