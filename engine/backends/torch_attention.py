@@ -37,31 +37,35 @@ def packed_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value:
     if packed_layout is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask,
                                       dropout=dropout, scaling=scaling, **kwargs)
+    from torch.nn.attention.bias import causal_lower_right
+
     gqa = query.shape[1] != key.shape[1]
     p = dropout if module.training else 0.0
-
-    def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-               mask: torch.Tensor | None) -> torch.Tensor:
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p,
-                                              is_causal=mask is None, scale=scaling,
-                                              enable_gqa=gqa)
-
+    # Split once into the layout's contiguous pieces (prefix, record, record, …): the
+    # backward of a split is one concatenation, where slicing piece by piece would build a
+    # zero-filled full-size gradient for every piece of every layer.
+    sizes = [n for _, shared, records in packed_layout
+             for n in ([shared] if shared else []) + [m for _, m in records]]
+    qs, ks, vs = (t.split(sizes, dim=2) for t in (query, key, value))
     pieces: list[torch.Tensor] = []
-    for start, shared, records in packed_layout:
+    i = 0
+    for _, shared, records in packed_layout:
         if shared:
-            s = slice(start, start + shared)
-            pieces.append(attend(query[:, :, s], key[:, :, s], value[:, :, s], None))
-        for r0, n in records:
-            r = slice(r0, r0 + n)
+            kp, vp = ks[i], vs[i]
+            pieces.append(F.scaled_dot_product_attention(
+                qs[i], kp, vp, dropout_p=p, is_causal=True, scale=scaling, enable_gqa=gqa))
+            i += 1
+        for _, n in records:
             if not shared:
-                pieces.append(attend(query[:, :, r], key[:, :, r], value[:, :, r], None))
-                continue
-            # the record sees its whole prefix, then itself causally
-            k = torch.cat([key[:, :, start:start + shared], key[:, :, r]], dim=2)
-            v = torch.cat([value[:, :, start:start + shared], value[:, :, r]], dim=2)
-            mask = torch.ones(n, shared + n, dtype=torch.bool, device=query.device)
-            mask[:, shared:] = torch.ones(n, n, dtype=torch.bool, device=query.device).tril()
-            pieces.append(attend(query[:, :, r], k, v, mask))
+                pieces.append(F.scaled_dot_product_attention(
+                    qs[i], ks[i], vs[i], dropout_p=p, is_causal=True, scale=scaling,
+                    enable_gqa=gqa))
+            else:  # the record sees its whole prefix, then itself causally
+                pieces.append(F.scaled_dot_product_attention(
+                    qs[i], torch.cat([kp, ks[i]], dim=2), torch.cat([vp, vs[i]], dim=2),
+                    attn_mask=causal_lower_right(n, shared + n), dropout_p=p, scale=scaling,
+                    enable_gqa=gqa))
+            i += 1
     out = torch.cat(pieces, dim=2)
     return out.transpose(1, 2).contiguous(), None
 
