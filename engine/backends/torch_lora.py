@@ -1,10 +1,12 @@
 """LoRA training with transformers + peft: the loop, its checkpoints, and nothing else.
 
 One optimizer step = ``grad_accum`` records (batch 1, no padding). What makes it fast here:
-the frozen base in the device's fast precision, logits computed only where the loss is
-(completion tokens — the vocabulary projection of prompt tokens is most of the work for a
-small model with a large vocabulary), a token-weighted loss with a single host sync per
-optimizer step. What makes it safe: finite checks on loss and gradient norm every step,
+the step's records packed into few sequences whose shared prompt prefix runs once
+(:mod:`engine.training.packing`, attended piece by piece by
+:mod:`engine.backends.torch_attention`), the frozen base in the device's fast precision,
+logits computed only where the loss is (completion tokens — the vocabulary projection of
+prompt tokens is a large share of the work for a small model with a large vocabulary), a
+token-weighted loss with a single host sync per optimizer step. What makes it safe: finite checks on loss and gradient norm every step,
 memory read every few steps, atomic checkpoints with everything needed to resume exactly.
 """
 
