@@ -91,10 +91,4 @@ def _build(model_dir: Path, bits: int, group_size: int, out: Path) -> None:
     model, config = load_model(model_dir, lazy=True, model_config=config_overrides(model_dir))
     model, config = quantize_model(model, config, group_size, bits)
     save_model(out, model, donate_model=True)
-    save_config(_plain(config), config_path=out / "config.json")
-
-
-def _plain(config: dict[str, Any]) -> dict[str, Any]:
-    """mlx-lm's config may carry non-JSON entries (none today); keep what JSON can hold."""
-    return {k: v for k, v in config.items() if isinstance(
-        v, (str, int, float, bool, list, dict, type(None)))}
+    save_config(config, config_path=out / "config.json")

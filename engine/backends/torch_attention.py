@@ -19,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-__all__ = ["NAME", "Layout", "packed_attention", "register"]
+__all__ = ["NAME", "Layout", "dense_mask", "packed_attention", "register"]
 
 NAME = "web4tui_packed"
 
@@ -68,6 +68,19 @@ def packed_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value:
             i += 1
     out = torch.cat(pieces, dim=2)
     return out.transpose(1, 2).contiguous(), None
+
+
+def dense_mask(layout: Layout, n: int, device: Any = None) -> torch.Tensor:
+    """The same visibility as one (1, 1, n, n) boolean mask — for a model whose attention does
+    not go through transformers' interface (exact, but N² per layer and SDPA's slow path)."""
+    mask = torch.zeros(n, n, dtype=torch.bool, device=device)
+    for start, shared, records in layout:
+        if shared:
+            mask[start:start + shared, start:start + shared] = True
+        for r0, m in records:
+            mask[r0:r0 + m, start:start + shared] = True
+            mask[r0:r0 + m, r0:r0 + m] = True
+    return mask.tril()[None, None]
 
 
 def register() -> str:

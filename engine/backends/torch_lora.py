@@ -6,8 +6,9 @@ the step's records packed into few sequences whose shared prompt prefix runs onc
 :mod:`engine.backends.torch_attention`), the frozen base in the device's fast precision,
 logits computed only where the loss is (completion tokens — the vocabulary projection of
 prompt tokens is a large share of the work for a small model with a large vocabulary), a
-token-weighted loss with a single host sync per optimizer step. What makes it safe: finite checks on loss and gradient norm every step,
-memory read every few steps, atomic checkpoints with everything needed to resume exactly.
+token-weighted loss with a single host sync per optimizer step. What makes it safe: finite
+checks on loss and gradient norm every step, memory read every few steps, atomic checkpoints
+with everything needed to resume exactly.
 """
 
 from __future__ import annotations
@@ -81,9 +82,9 @@ def completion_loss(model: Any, packed: Packed, placement: Placement
     states onto the vocabulary (the prompt's logits are never computed).
 
     A packed sequence (several records, maybe sharing a prefix; see
-    :mod:`engine.training.packing`) gets its positions and an attention mask that lets each
-    token see its own record and its shared prefix only, so the result equals running the
-    records one by one.
+    :mod:`engine.training.packing`) gets its positions and its layout, which lets each token
+    see its own record and its shared prefix only, so the result equals running the records
+    one by one.
     """
     inner = model.get_base_model()
     decoder, head = inner.get_decoder(), inner.get_output_embeddings()
@@ -92,17 +93,11 @@ def completion_loss(model: Any, packed: Packed, placement: Placement
     target = torch.tensor(packed.target, device=dev)
     kwargs: dict[str, Any] = {}
     if not packed.plain:
-        group = torch.tensor(packed.group, device=dev)
-        branch = torch.tensor(packed.branch, device=dev)
-        n = ids.numel()
-        causal = torch.ones(n, n, dtype=torch.bool, device=dev).tril()
-        same = group[:, None] == group[None, :]
-        sees = (branch[None, :] == 0) | (branch[None, :] == branch[:, None])
-        kwargs["attention_mask"] = (same & sees & causal)[None, None]
         kwargs["position_ids"] = torch.tensor(packed.positions, device=dev)[None]
-        # the model's attention (torch_attention, when loaded with it) computes each record's
-        # scores piece by piece; the dense mask above keeps any other attention exact
-        kwargs["packed_layout"] = packed.layout
+        if inner.config._attn_implementation == torch_attention.NAME:
+            kwargs["packed_layout"] = packed.layout  # attended piece by piece
+        else:  # a model that bypasses the attention interface: one dense mask, exact
+            kwargs["attention_mask"] = torch_attention.dense_mask(packed.layout, len(packed), dev)
     where = (target != IGNORE).nonzero(as_tuple=True)[0]
     with torch.autocast(device_type=dev, dtype=placement.dtype, enabled=placement.autocast):
         hidden = decoder(input_ids=ids[None, :], **kwargs).last_hidden_state[0]

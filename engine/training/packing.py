@@ -27,13 +27,12 @@ __all__ = ["Packed", "pack_window"]
 
 @dataclass
 class Packed:
-    """One sequence: tokens, what each position predicts, and who may attend to whom."""
+    """One sequence: tokens, what each position predicts, and (``layout``) who may attend to
+    whom."""
 
     ids: list[int] = field(default_factory=list)
     target: list[int] = field(default_factory=list)  # the next token to predict, or IGNORE
     positions: list[int] = field(default_factory=list)
-    group: list[int] = field(default_factory=list)  # records sharing one prefix share a group
-    branch: list[int] = field(default_factory=list)  # 0 = the shared prefix, else one record
     records: int = 0
     shared_tokens: int = 0  # prompt tokens not recomputed thanks to sharing
     # per group: (prefix start, prefix length, [(record start, record length), ...])
@@ -53,16 +52,12 @@ class Packed:
 
     def add(self, ex: Sequence[Example], prefix: int) -> None:
         """Append records that share their first ``prefix`` tokens (0: no sharing)."""
-        g = (self.group[-1] + 1) if self.group else 0
-        b = (max(self.branch) + 1) if self.branch else 1
         self.layout.append((len(self.ids), prefix, []))
         if prefix:
             first = ex[0]
             self.ids += first.input_ids[:prefix]
             self.target += [IGNORE] * prefix  # the prefix ends before any trained token
             self.positions += range(prefix)
-            self.group += [g] * prefix
-            self.branch += [0] * prefix
             self.shared_tokens += prefix * (len(ex) - 1)
         for e in ex:
             n = len(e.input_ids) - prefix
@@ -72,9 +67,6 @@ class Packed:
             # predicts nothing (the next token in the sequence belongs to another record)
             self.target += [*e.labels[prefix + 1:], IGNORE]
             self.positions += range(prefix, prefix + n)
-            self.group += [g] * n
-            self.branch += [b] * n
-            b += 1
         self.records += len(ex)
 
 

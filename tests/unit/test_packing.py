@@ -90,7 +90,7 @@ def test_piecewise_attention_equals_the_dense_mask() -> None:
     grouped-query heads, without ever forming the N×N scores."""
     from types import SimpleNamespace
 
-    from engine.backends.torch_attention import packed_attention
+    from engine.backends.torch_attention import dense_mask, packed_attention
 
     a, b, c = ex(list(range(100, 112)) + [1, 2, 3], 13), ex(list(range(100, 112)) + [4, 5], 13), \
         ex([7, 8, 9, 10], 1)
@@ -101,10 +101,15 @@ def test_piecewise_attention_equals_the_dense_mask() -> None:
     q = torch.randn(1, 4, n, 8, generator=g, requires_grad=True)
     k = torch.randn(1, 2, n, 8, generator=g, requires_grad=True)
     v = torch.randn(1, 2, n, 8, generator=g, requires_grad=True)
-    group, branch = torch.tensor(p.group), torch.tensor(p.branch)
+    group, branch = torch.zeros(n, dtype=torch.long), torch.zeros(n, dtype=torch.long)
+    for g, (start, shared, records) in enumerate(p.layout):
+        group[start:start + shared] = g
+        for b, (r0, m) in enumerate(records, start=1):
+            group[r0:r0 + m], branch[r0:r0 + m] = g, b
     mask = ((group[:, None] == group[None, :])
             & ((branch[None, :] == 0) | (branch[None, :] == branch[:, None]))
             & torch.ones(n, n, dtype=torch.bool).tril())
+    assert torch.equal(dense_mask(p.layout, n)[0, 0], mask)  # the fallback for other models
     dense = torch.nn.functional.scaled_dot_product_attention(
         q, k.repeat_interleave(2, 1), v.repeat_interleave(2, 1), attn_mask=mask)
     mine, _ = packed_attention(SimpleNamespace(training=False), q, k, v, None,
