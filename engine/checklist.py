@@ -43,6 +43,11 @@ STAGES: tuple[Stage, ...] = (
              "task_type, instruction, input, output: strings; known bucket",
              "Each record has the four fields as strings (instruction/output non-empty) and a "
              "known task_type bucket."),
+        Item("sanity.fits_seq_len", "Fits the sequence length",
+             "every record within each stage's seq_len ({dry_run.seq_len}/{mini.seq_len}/"
+             "{full.seq_len})",
+             "Each record's chat-templated tokens (tool listing included) against each "
+             "training stage's sequence length; over the longest, training would cut it."),
         Item("sanity.avg_tokens", "Avg tokens < {sanity.max_avg_tokens}",
              "mean < {sanity.max_avg_tokens}",
              "Mean tokens per record with the model's tokenizer over the chat-templated text."),
