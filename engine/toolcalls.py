@@ -30,7 +30,7 @@ import bisect
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Iterator
 
 FORMATS = {
     "qwen": "<tool_call> blocks with {\"name\", \"arguments\"} (the chat template's own format)",
@@ -252,18 +252,28 @@ def _brace_spans(text: str) -> list[tuple[int, int]]:
     """(start, end) of every balanced ``{…}`` in the text."""
     spans: list[tuple[int, int]] = []
     stack: list[int] = []
+    # Quotes in prose outside any brace are just prose, not the start of a JSON string.
+    for ch, at in _outside_strings(text, _BRACE_TOKENS, lambda: bool(stack)):
+        if ch == "{":
+            stack.append(at)
+        elif ch == "}" and stack:
+            spans.append((stack.pop(), at + 1))
+    return spans
+
+
+def _outside_strings(text: str, tokens: re.Pattern[str],
+                     opens: Callable[[], bool] = lambda: True) -> Iterator[tuple[str, int]]:
+    """(bracket, position) for each bracket outside JSON strings; ``opens()`` says whether a
+    quote here starts a string."""
     in_str = False
-    for m in _BRACE_TOKENS.finditer(text):
+    for m in tokens.finditer(text):
         ch = m.group()
         if in_str:
             in_str = ch != '"'
         elif ch == '"':
-            in_str = bool(stack)  # quotes in prose outside any brace are just prose
-        elif ch == "{":
-            stack.append(m.start())
-        elif ch == "}" and stack:
-            spans.append((stack.pop(), m.end()))
-    return spans
+            in_str = opens()
+        elif len(ch) == 1:
+            yield ch, m.start()
 
 
 # --- writing -------------------------------------------------------------------------------
@@ -304,20 +314,12 @@ def _decode_prefix(text: str) -> tuple[Any, int]:
 def _depth(text: str) -> int:
     """The deepest bracket nesting outside strings (a linear scan, no decoding)."""
     depth = deepest = 0
-    in_str = False
-    for m in _DEPTH_TOKENS.finditer(text):
-        ch = m.group()
-        if in_str:
-            in_str = ch != '"'
-        elif ch == '"':
-            in_str = True
-        elif ch in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
+    for ch, _ in _outside_strings(text, _DEPTH_TOKENS):
+        depth += 1 if ch in "[{" else -1
+        if depth > deepest:
+            deepest = depth
             if deepest > MAX_DEPTH:
                 break
-        elif ch in "]}":
-            depth -= 1
     return deepest
 
 

@@ -31,24 +31,7 @@ def rec(bucket: str, output: str, **extra: object) -> Record:
                   output=output, id="t:1", split="eval", extra=dict(extra))
 
 
-@pytest.mark.parametrize("case", cases("tool_cases.jsonl"), ids=lambda c: c["case"])
-def test_tool_scorer(case: dict) -> None:
-    v = score_tool(case["answer"], case["reference"], TOOLS)
-    expect = dict(case["expect"])
-    assert v.passed == expect.pop("passed")
-    for check, want in expect.items():
-        assert v.checks[check] == want, (check, v)
-    if case["reason"]:
-        assert any(case["reason"] in r for r in v.reasons), v.reasons
-    else:
-        assert v.reasons == []
-
-
-@pytest.mark.parametrize("case", cases("tool_native_cases.jsonl"), ids=lambda c: c["case"])
-def test_native_tool_calls_are_scored_in_the_templates_format(case: dict) -> None:
-    """Answers a Qwen2.5-style model gives (<tool_call> blocks), each failure with its reason;
-    references may be in any shape the codec reads."""
-    v = score_tool(case["answer"], case["reference"], TOOLS, call_format="qwen")
+def assert_verdict(v, case: dict) -> None:
     expect = dict(case["expect"])
     assert v.passed == expect.pop("passed"), v
     for check, want in expect.items():
@@ -57,6 +40,18 @@ def test_native_tool_calls_are_scored_in_the_templates_format(case: dict) -> Non
         assert any(case["reason"] in r for r in v.reasons), v.reasons
     else:
         assert v.reasons == []
+
+
+@pytest.mark.parametrize("case", cases("tool_cases.jsonl"), ids=lambda c: c["case"])
+def test_tool_scorer(case: dict) -> None:
+    assert_verdict(score_tool(case["answer"], case["reference"], TOOLS), case)
+
+
+@pytest.mark.parametrize("case", cases("tool_native_cases.jsonl"), ids=lambda c: c["case"])
+def test_native_tool_calls_are_scored_in_the_templates_format(case: dict) -> None:
+    """Answers a Qwen2.5-style model gives (<tool_call> blocks), each failure with its reason;
+    references may be in any shape the codec reads."""
+    assert_verdict(score_tool(case["answer"], case["reference"], TOOLS, call_format="qwen"), case)
 
 
 def test_tool_neg_sees_native_calls_and_bare_tags() -> None:
