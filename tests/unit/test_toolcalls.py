@@ -119,3 +119,17 @@ def test_template_format() -> None:
     assert template_format(qwen) == "qwen"
     assert template_format(deepseek) == "json"
     assert template_format(None) == "json"
+
+
+def test_the_trained_format_is_recorded_and_compared(tmp_path: Path) -> None:
+    from engine import call_format
+
+    assert call_format.trained_format(tmp_path) is None
+    assert call_format.agreement(None, "json", "x")["status"] == "warn"
+    call_format.record_trained(tmp_path, "qwen", "{{ template }}")
+    assert call_format.trained_format(tmp_path) == "qwen"
+    assert call_format.agreement("qwen", "qwen", "the GGUF's template")["status"] == "pass"
+    bad = call_format.agreement("qwen", "json", "the Modelfile's TEMPLATE")
+    assert bad["status"] == "fail" and "trained on qwen" in bad["value"]
+    (tmp_path / call_format.RECORD).write_text("[1")
+    assert call_format.trained_format(tmp_path) is None
