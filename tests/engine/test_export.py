@@ -170,3 +170,22 @@ def test_eval_parity_runs_the_scorer_on_both_models(trained_run, monkeypatch) ->
     parity = checks(events)["export.parity"]
     assert parity["status"] == "pass" and seen == [2, 2]
     assert "tool_json_valid" in parity["detail"]["table"]
+
+
+def test_gguf_answers_reuse_the_shared_prefix_and_equal_fresh_ones(trained_run) -> None:
+    """Evaluation keeps llama.cpp's cache between prompts: the answers must not change."""
+    from engine.evaluate import core
+    from engine.evaluate.sources import GGUFSource
+
+    run, cfg = trained_run
+    gguf = run / "gguf" / "model-q8_0.gguf"
+    if not gguf.exists():
+        export_stage.run(stage_ctx(cfg, run)[0])
+    records = core.select(core.load_records(cfg["data"]["eval"])[0], 2)
+    source = GGUFSource(gguf, dict(cfg, eval=dict(cfg["eval"], max_new_tokens=12)))
+    shared = source(records)
+    fresh = []
+    for rec in records:
+        source.llm.reset()  # what every prompt used to pay for
+        fresh.append(source([rec])[0])
+    assert shared == fresh and len(shared) == len(records)
