@@ -149,7 +149,7 @@ class Run:
         return state
 
     def is_locked(self) -> bool:
-        """True while an engine holds this run's lock."""
+        """True while an engine (or a command starting one) holds this run's lock."""
         if not self.lock_path.exists():
             return False
         fd = os.open(self.lock_path, os.O_RDWR)
@@ -165,9 +165,28 @@ class Run:
         finally:
             os.close(fd)
 
+    def engine_pid(self) -> int | None:
+        """The engine's pid while that very process lives (pid and start time both match)."""
+        from engine.protocol import live_pid
+
+        for path in (self.pid_path, self.lock_path):
+            try:
+                pid = live_pid(path.read_text(encoding="ascii", errors="replace"))
+            except OSError:
+                continue
+            if pid is not None:
+                return pid
+        return None
+
 
 class RunLock:
-    """Exclusive lock on a run for the life of one engine (released by the OS if it dies)."""
+    """Exclusive lock on a run, taken before anything is written to it and held for the life
+    of its engine (the OS releases it when the holder dies).
+
+    The command that starts a run takes it first, writes the config under it and hands the
+    very lock to the engine it spawns (an inherited descriptor), so which start wins is
+    decided once, at the first step. The lock file names its holder ("PID START").
+    """
 
     def __init__(self, run: Run) -> None:
         self.run = run
@@ -180,12 +199,43 @@ class RunLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(fd)
-            holder = self.run.pid_path.read_text().strip() if self.run.pid_path.exists() else "?"
+            holder = self.run.engine_pid()
+            for _ in range(20):  # the winner of a race names itself right after locking
+                if holder is not None:
+                    break
+                time.sleep(0.05)
+                holder = self.run.engine_pid()
             raise RunLocked(
-                f"run {self.run.name!r} is already being worked on by engine pid {holder}; "
-                f"attach to it (web4tui attach {self.run.name}) or stop it "
-                f"(web4tui stop {self.run.name})") from None
+                f"run {self.run.name!r} is busy: engine pid "
+                f"{holder if holder is not None else '?'} is working on it; attach to it "
+                f"(web4tui attach {self.run.name}) or stop it (web4tui stop {self.run.name})"
+            ) from None
         self.fd = fd
+        self._name_holder()
+
+    def adopt(self, fd: int) -> None:
+        """Take over a lock held through an inherited descriptor (see :mod:`engine.launch`)."""
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # already ours: a no-op
+        except OSError as exc:
+            raise RunLocked(f"run {self.run.name!r}: the lock handed over is not held "
+                            f"({exc.strerror})") from None
+        self.fd = fd
+        self._name_holder()
+
+    def _name_holder(self) -> None:
+        from engine.protocol import pid_file_text
+
+        assert self.fd is not None
+        text = pid_file_text().encode("ascii")
+        os.pwrite(self.fd, text, 0)  # then cut: the file is never seen empty
+        os.ftruncate(self.fd, len(text))
+
+    def hand_over(self) -> None:
+        """Close this process's descriptor without unlocking: the engine holds it now."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
     def release(self) -> None:
         if self.fd is not None:

@@ -95,16 +95,19 @@ def backend_and_device(cfg: dict[str, Any]) -> tuple[str, str, str]:
 
 
 def work(run_dir: Path, stages: list[str], *, resume: bool = False,
-         detach_output: bool = True) -> int:
+         detach_output: bool = True, lock_fd: int | None = None) -> int:
     """Run the given stages on a prepared run folder; returns the process exit code."""
     run = Run(run_dir)
     lock = RunLock(run)
-    lock.acquire()  # raises RunLocked with a message naming the holder
+    if lock_fd is not None:
+        lock.adopt(lock_fd)  # taken by `start` before it wrote the config
+    else:
+        lock.acquire()  # raises RunLocked with a message naming the holder
     try:
         if detach_output:
             _redirect_output(run.log_path)
         _setup_logging(run.log_path)
-        atomic_write(run.pid_path, f"{os.getpid()}\n")
+        atomic_write(run.pid_path, protocol.pid_file_text())
         cfg = tomllib.loads(run.config_path.read_text(encoding="utf-8"))
         stop = StopFlag()
         stop.install()
@@ -177,6 +180,8 @@ def run_one(stage_id: str, cfg: dict[str, Any], emit: Any, stop: Any, run: Run |
 
 
 def _hint(exc: Exception) -> str:
+    if isinstance(getattr(exc, "hint", None), str):  # errors that know what to do say so
+        return exc.hint  # type: ignore[attr-defined]
     text = str(exc).lower()
     if "out of memory" in text or isinstance(exc, MemoryError):
         return "Lower the sequence length or the batch size, or raise the memory budget."

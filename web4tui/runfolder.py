@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.protocol import live_pid
+
 RUN_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -43,24 +45,25 @@ class RunFolder:
             return {"stages": {}}
 
     def pid(self) -> int | None:
-        """The engine's pid while it is alive (None when no engine works on this run)."""
+        """The engine's pid while it is alive (None when no engine works on this run).
+
+        ``engine.pid`` records the pid and its process's start time; a pid that a dead engine
+        left behind and the system has since given to another process does not count.
+        """
         try:
-            pid = int((self.root / "engine.pid").read_text().strip())
-        except (FileNotFoundError, ValueError):
+            text = (self.root / "engine.pid").read_text(encoding="ascii", errors="replace")
+        except OSError:
             return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            return pid
-        return pid
+        return live_pid(text)
 
     def stop(self) -> int | None:
         """Ask the engine to stop gracefully (SIGTERM); returns the pid signalled."""
         pid = self.pid()
         if pid is not None:
-            os.kill(pid, signal.SIGTERM)
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:  # it ended between the check and the signal
+                return None
         return pid
 
     def log_tail(self, lines: int = 20) -> str:
@@ -94,7 +97,8 @@ def list_runs(root: Path | None = None) -> list[RunFolder]:
     if not root.is_dir():
         return []
     runs = [RunFolder(p) for p in root.iterdir()
-            if p.is_dir() and RUN_NAME.match(p.name) and (p / "config.toml").exists()]
+            if p.is_dir() and RUN_NAME.match(p.name) and p.name not in (".", "..")
+            and (p / "config.toml").exists()]
 
     def mtime(r: RunFolder) -> float:
         p = r.events if r.events.exists() else r.root / "config.toml"
@@ -110,7 +114,7 @@ def find_run(name: str | None, root: Path | None = None) -> RunFolder:
         if not runs:
             raise LookupError(f"no runs yet in {root}/ — start one with `web4tui run`")
         return runs[0]
-    if not RUN_NAME.match(name):
+    if not RUN_NAME.match(name) or name in (".", ".."):
         raise LookupError(f"run name {name!r} is not allowed: letters, digits, '.', '_', '-', "
                           "at most 64 characters")
     folder = RunFolder(root / name)
