@@ -25,6 +25,12 @@ from engine.training.checkpoint import CheckpointError
 
 
 def main(argv: list[str] | None = None) -> int:
+    from engine.protocol import valid_text
+
+    bad = next((a for a in (sys.argv[1:] if argv is None else argv) if not valid_text(a)), None)
+    if bad is not None:
+        print(f"error: argument {ascii(bad)} is not valid UTF-8", file=sys.stderr)
+        return 2
     parser = argparse.ArgumentParser(prog="python -m engine")
     sub = parser.add_subparsers(dest="cmd", required=True)
 

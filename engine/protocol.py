@@ -297,3 +297,31 @@ def too_deep(text: str | bytes, limit: int = MAX_DEPTH) -> bool:
         else:
             depth -= 1
     return False
+
+
+# -- text from data, shown and never obeyed ----------------------------------------------------
+
+def valid_text(text: str) -> bool:
+    """False for text holding lone surrogates (undecodable bytes, broken escapes)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+# C0 controls but tab and newline, DEL, C1 controls (ESC starts terminal commands: clear the
+# screen, set the title, write the clipboard), and lone surrogates.
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x00, 0x09), *range(0x0b, 0x20), 0x7f,
+                                        *range(0x80, 0xa0))}
+_CONTROLS_ONE_LINE = {**_CONTROLS, 0x09: "\\t", 0x0a: "\\n"}
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def printable(text: object, *, one_line: bool = False) -> str:
+    """``text`` safe to write to a terminal: control characters (and, with ``one_line``, tab
+    and newline) shown as ``\\xNN`` escapes, lone surrogates as ``\\udNNN``."""
+    out = str(text).translate(_CONTROLS_ONE_LINE if one_line else _CONTROLS)
+    if not valid_text(out):
+        out = _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", out)
+    return out

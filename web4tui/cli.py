@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from engine import checklist
-from engine.protocol import Event
+from engine.protocol import Event, valid_text
 from web4tui import engine_client
 from web4tui.follow import Follower
 from web4tui.runfolder import RunFolder, find_run, list_runs
@@ -85,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    bad = next((a for a in (sys.argv[1:] if argv is None else argv) if not valid_text(a)), None)
+    if bad is not None:  # a byte sequence the terminal could not decode (surrogate-escaped)
+        print(f"error: argument {ascii(bad)} is not valid UTF-8", file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     try:
         if args.cmd is None:
