@@ -9,6 +9,7 @@ line — so an old UI can follow a newer engine and a crash never poisons a run 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import time
@@ -75,28 +76,86 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+def _num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _num_or_none(v: Any) -> bool:
+    return v is None or _num(v)
+
+
+def _int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _str(v: Any) -> bool:
+    return isinstance(v, str)
+
+
+def _str_or_none(v: Any) -> bool:
+    return v is None or isinstance(v, str)
+
+
+def _numbers(v: Any) -> bool:
+    return isinstance(v, dict) and all(_num_or_none(x) for x in v.values())
+
+
+#: The payload fields readers compute with, and the type each must have: an event breaking
+#: one is skipped like a malformed line (a poisoned run folder must not crash a reader).
+PAYLOAD_TYPES: dict[str, dict[str, Callable[[Any], bool]]] = {
+    "hello": {"pid": _int},
+    "stage_started": {"title": _str_or_none, "total": _num_or_none},
+    "progress": {"done": _num_or_none, "total": _num_or_none, "unit": _str_or_none,
+                 "eta_s": _num_or_none},
+    "metric": {"step": _int, "values": _numbers},
+    "memory": {k: _num_or_none for k in EVENT_FIELDS["memory"]},
+    "check": {"item": _str, "status": lambda v: v in CHECK_STATUSES},
+    "sample": {"step": lambda v: v is None or _int(v), "bucket": _str_or_none,
+               "prompt": _str_or_none, "output": _str_or_none},
+    "advice": {"rule": _str_or_none, "symptom": _str_or_none, "action": _str_or_none},
+    "artifact": {"kind": _str, "path": _str},
+    "log": {"level": _str, "message": _str},
+    "stage_finished": {"status": _str, "duration_s": _num_or_none,
+                       "summary": lambda v: v is None or isinstance(v, dict)},
+    "error": {"message": _str, "hint": _str_or_none},
+}
+
+
+def well_formed(obj: Any) -> bool:
+    """A known type, an int seq, a finite ts, a text-or-null stage and a payload of the right
+    types (see :data:`PAYLOAD_TYPES`)."""
+    if not isinstance(obj, dict):
+        return False
+    checks = PAYLOAD_TYPES.get(obj.get("type"))  # type: ignore[arg-type]
+    if checks is None or not _int(obj.get("seq")) or not _num(obj.get("ts")) \
+            or not _str_or_none(obj.get("stage")):
+        return False
+    return all(check(obj.get(name)) for name, check in checks.items())
+
+
+def no_json_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # NaN / Infinity: the engine never writes them
+
+
 def decode(line: str | bytes) -> Event | None:
-    """Parse one line; None for anything that is not a well-formed event of a known type."""
+    """Parse one line; None for anything that is not a well-formed event of a known type
+    (nesting is bounded before parsing: no line can exhaust the recursion limit)."""
     if isinstance(line, bytes):
         line = line.decode("utf-8", errors="replace")
     line = line.strip()
-    if not line:
+    if not line or too_deep(line):
         return None
     try:
-        obj = json.loads(line)
-    except ValueError:
+        obj = json.loads(line, parse_constant=no_json_constants)
+    except (ValueError, RecursionError):
         return None
-    if not isinstance(obj, dict) or obj.get("type") not in EVENT_TYPES:
+    if not well_formed(obj):
         return None
-    seq, ts = obj.get("seq"), obj.get("ts")
-    if not isinstance(seq, int) or not isinstance(ts, (int, float)):
-        return None
-    stage = obj.get("stage")
     payload = {k: v for k, v in obj.items() if k not in ENVELOPE}
     return Event(
-        type=obj["type"], seq=seq, ts=float(ts), run=str(obj.get("run", "")),
-        stage=stage if isinstance(stage, str) else None, payload=payload,
-        v=obj.get("v", VERSION) if isinstance(obj.get("v"), int) else VERSION,
+        type=obj["type"], seq=obj["seq"], ts=float(obj["ts"]), run=str(obj.get("run", "")),
+        stage=obj.get("stage"), payload=payload,
+        v=obj.get("v", VERSION) if _int(obj.get("v")) else VERSION,
     )
 
 

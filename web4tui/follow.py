@@ -16,7 +16,15 @@ import os
 import time
 from typing import Any, Callable, Iterator
 
-from engine.protocol import EVENT_TYPES, VERSION, Event, EventReader, decode
+from engine.protocol import (
+    VERSION,
+    Event,
+    EventReader,
+    decode,
+    no_json_constants,
+    too_deep,
+    well_formed,
+)
 from web4tui.runfolder import RunFolder
 
 
@@ -41,9 +49,8 @@ class LiteEvent:
 
 
 def _valid(obj: Any) -> bool:
-    """The same test as engine.protocol.decode: a known type, an int seq, a numeric ts."""
-    return (isinstance(obj, dict) and obj.get("type") in EVENT_TYPES
-            and isinstance(obj.get("seq"), int) and isinstance(obj.get("ts"), (int, float)))
+    """The same test as engine.protocol.decode (type, envelope and payload types)."""
+    return well_formed(obj)
 
 
 class BatchReader(EventReader):
@@ -60,9 +67,12 @@ class BatchReader(EventReader):
         lines = (self._partial + chunk).split(b"\n")
         self._partial = lines.pop()  # b"" when the chunk ended on a newline
         lines = [ln for ln in lines if ln.strip()]
+        shallow = [ln for ln in lines if not too_deep(ln)]  # as decode: never parse those
+        self.skipped += len(lines) - len(shallow)
+        lines = shallow
         try:
-            objs = json.loads(b"[" + b",".join(lines) + b"]")
-        except ValueError:
+            objs = json.loads(b"[" + b",".join(lines) + b"]", parse_constant=no_json_constants)
+        except (ValueError, RecursionError):
             objs = None
         if objs is None or len(objs) != len(lines):
             events = [decode(raw) for raw in lines]
