@@ -206,6 +206,9 @@ class EventWriter:
     """Appends events to a run's events file, one flushed (and fsync'd on demand) line each.
 
     ``seq`` continues from what the file already holds, so a resumed run extends its history.
+    The file only ever ends on a whole line: a write cut short (a full disk) is truncated
+    back before the error is raised, and a torn last line left by a crash is closed with a
+    newline when the next writer opens the file, so its first event is never glued to it.
     """
 
     def __init__(self, path: str | os.PathLike[str], run: str, *, echo: Callable[[Event], None] | None = None,
@@ -216,26 +219,53 @@ class EventWriter:
         self.echo = echo
         self.fsync = fsync
         self.seq = _last_seq(self.path)
-        self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 — owned by the writer
+        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        size = os.fstat(self._fd).st_size
+        if size:
+            with open(self.path, "rb") as fh:
+                fh.seek(size - 1)
+                torn = fh.read(1) != b"\n"
+            if torn:
+                self._append(b"\n")
+
+    def _append(self, data: bytes) -> None:
+        """Write all of ``data`` at the end, or nothing: a partial write is cut off again."""
+        assert self._fd is not None
+        before = os.fstat(self._fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view):]
+        except OSError:
+            try:
+                os.ftruncate(self._fd, before)
+            except OSError:
+                pass
+            raise
 
     def emit(self, type: str, stage: str | None = ..., **payload: Any) -> Event:  # type: ignore[assignment]
         if type not in EVENT_TYPES:
             raise ValueError(f"unknown event type {type!r}")
-        self.seq += 1
-        ev = Event(type=type, seq=self.seq, ts=round(time.time(), 3), run=self.run,
+        ev = Event(type=type, seq=self.seq + 1, ts=round(time.time(), 3), run=self.run,
                    stage=self.stage if stage is ... else stage, payload=payload)
         line = encode(ev)
-        self._fh.write(line)
-        self._fh.flush()
+        try:
+            data = line.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate from data: escaped, still one JSON line
+            data = (json.dumps(ev.to_dict(), default=_jsonable, allow_nan=False) + "\n").encode()
+        self._append(data)
+        self.seq += 1  # only once the line is in the file: seq stays 1, 2, 3, ...
         if self.fsync or type in ("stage_finished", "error", "artifact"):
-            os.fsync(self._fh.fileno())
+            assert self._fd is not None
+            os.fsync(self._fd)
         if self.echo is not None:
             self.echo(ev)
         return ev
 
     def close(self) -> None:
-        if not self._fh.closed:
-            self._fh.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def _last_seq(path: str) -> int:

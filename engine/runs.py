@@ -97,6 +97,15 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
     atomic_write(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
+def _overwrite(path: Path, text: str) -> None:
+    """Rewrite a file in place (not atomic: only when an atomic write has no room)."""
+    with open(path, "r+b") as fh:
+        fh.write(text.encode("utf-8"))
+        fh.truncate()
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 class RunLocked(RunError):
     pass
 
@@ -145,7 +154,15 @@ class Run:
         state = self.read_state()
         entry = state.setdefault("stages", {}).setdefault(stage, {})
         entry.update(status=status, updated=round(time.time(), 3), **extra)
-        atomic_write_json(self.state_path, state)
+        try:
+            atomic_write_json(self.state_path, state)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or not self.state_path.exists():
+                raise
+            # A full disk has no room for the temp copy, but the old file's own blocks can
+            # take the new state: better than a run stuck on "running" for ever.
+            _overwrite(self.state_path, json.dumps(state, indent=2, ensure_ascii=False,
+                                                   default=str) + "\n")
         return state
 
     def is_locked(self) -> bool:
