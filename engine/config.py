@@ -182,7 +182,7 @@ def load(config_file: str | Path | None = None, sets: list[str] = ()) -> dict[st
             raise ConfigError(f"{path}: config file not found") from None
         except PermissionError:
             raise ConfigError(f"{path}: permission denied; make it readable") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise ConfigError(f"{path}: not valid TOML ({exc}); fix the file or drop --config") from None
         cfg = _merge(cfg, user)
     for assignment in sets:

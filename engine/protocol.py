@@ -405,6 +405,19 @@ _CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x00, 0x09), *range(0x0b, 0x20), 
                                         *range(0x80, 0xa0))}
 _CONTROLS_ONE_LINE = {**_CONTROLS, 0x09: "\\t", 0x0a: "\\n"}
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def shown(value: Any) -> Any:
+    """``value`` with :func:`printable` applied to every text inside it (lists, dicts), for
+    showing data from a run folder; values without control characters are returned as is."""
+    if isinstance(value, str):
+        return printable(value) if _UNSAFE.search(value) else value
+    if isinstance(value, list):
+        return [shown(v) for v in value]
+    if isinstance(value, dict):
+        return {shown(k): shown(v) for k, v in value.items()}
+    return value
 
 
 def printable(text: object, *, one_line: bool = False) -> str:

@@ -146,9 +146,11 @@ class Run:
 
     def read_state(self) -> dict[str, Any]:
         try:
-            return json.loads(self.state_path.read_text(encoding="utf-8"))
-        except (FileNotFoundError, ValueError):
+            state = json.loads(self.state_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):
             return {"stages": {}}
+        return state if isinstance(state, dict) and isinstance(state.get("stages"), dict) \
+            else {"stages": {}}
 
     def set_stage_state(self, stage: str, status: str, **extra: Any) -> dict[str, Any]:
         state = self.read_state()

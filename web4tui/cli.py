@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from engine import checklist
-from engine.protocol import Event, valid_text
+from engine.protocol import Event, printable, valid_text
 from web4tui import engine_client
 from web4tui.follow import Follower
 from web4tui.runfolder import RunFolder, find_run, list_runs
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc.args[0]}", file=sys.stderr)
         return 2
     except engine_client.EngineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(exc)}", file=sys.stderr)
         return exc.code if exc.code in (1, 2) else 1
     except KeyboardInterrupt:
         return 130
@@ -296,7 +296,7 @@ def _run_config(run: RunFolder) -> dict[str, Any] | None:
     import tomllib
     try:
         return tomllib.loads((run.root / "config.toml").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
 
 
@@ -352,7 +352,7 @@ class LinePrinter:
         elif ev.type == "stage_finished":
             line = f"{tag} finished {ev.get('status')} in {ev.get('duration_s', 0):.1f}s"
         if line:
-            print(line, flush=True)
+            print(printable(line), flush=True)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from engine.protocol import (
     EventReader,
     decode,
     no_json_constants,
+    shown,
     too_deep,
     well_formed,
 )
@@ -83,6 +84,11 @@ class BatchReader(EventReader):
         return events  # type: ignore[return-value]
 
 
+#: Events that carry text from data or from the file system (the numeric ones never do).
+TEXT_EVENTS = frozenset({"hello", "stage_started", "check", "sample", "advice", "artifact",
+                         "log", "stage_finished", "error"})
+
+
 class Follower:
     def __init__(self, run: RunFolder) -> None:
         self.run = run
@@ -91,11 +97,21 @@ class Follower:
         self.finished: dict[str, str] = {}
 
     def poll(self, max_bytes: int | None = None) -> list[Event]:
-        """What is new since the last poll (at most ``max_bytes`` of it); a stat when idle."""
+        """What is new since the last poll (at most ``max_bytes`` of it); a stat when idle.
+
+        Text that came from data (samples, messages, paths, check values) is shown, never
+        obeyed: its control characters arrive escaped (an ESC from a record cannot clear the
+        screen, retitle the terminal or write the clipboard).
+        """
         if not self.pending():
             return []
         events = self.reader.poll(max_bytes)
         for ev in events:
+            if ev.type in TEXT_EVENTS:
+                payload = ev.payload
+                for key, value in payload.items():
+                    if not isinstance(value, (int, float)) and value is not None:
+                        payload[key] = shown(value)
             if ev.type == "stage_started" and ev.stage:
                 self.started.add(ev.stage)
             elif ev.type == "stage_finished" and ev.stage:

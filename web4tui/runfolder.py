@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.protocol import live_pid
+from engine.protocol import live_pid, printable
 
 RUN_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -40,9 +40,13 @@ class RunFolder:
 
     def state(self) -> dict[str, Any]:
         try:
-            return json.loads((self.root / "state.json").read_text(encoding="utf-8"))
-        except (FileNotFoundError, ValueError):
+            state = json.loads((self.root / "state.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):  # a poisoned file is no state
             return {"stages": {}}
+        if not (isinstance(state, dict) and isinstance(state.get("stages"), dict)):
+            return {"stages": {}}
+        state["stages"] = {k: v for k, v in state["stages"].items() if isinstance(v, dict)}
+        return state
 
     def pid(self) -> int | None:
         """The engine's pid while it is alive (None when no engine works on this run).
@@ -74,7 +78,7 @@ class RunFolder:
                 text = fh.read().decode("utf-8", errors="replace")
         except FileNotFoundError:
             return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return printable("\n".join(text.splitlines()[-lines:]))  # library output may hold anything
 
     def status(self) -> str:
         stages = self.state().get("stages", {})

@@ -77,3 +77,19 @@ def test_the_batch_reader_skips_exactly_what_decode_skips(tmp_path: Path) -> Non
     lines.insert(2, POISON[3])  # one bad payload inside an otherwise good chunk
     path.write_text("\n".join(lines) + "\n")
     assert [e.seq for e in BatchReader(path).poll()] == [1, 2, 3, 4, 5]
+
+
+def test_a_poisoned_state_or_config_file_is_no_state_and_bad_input(tmp_path: Path) -> None:
+    import pytest
+
+    from engine import config
+    from engine.runs import Run
+    from web4tui.runfolder import RunFolder
+
+    for text in ("[" * 5000, '{"stages": [1]}', '{"stages": {"dry_run": 5}}', "null"):
+        (tmp_path / "state.json").write_text(text)
+        assert RunFolder(tmp_path).status() in ("new", "skipped")
+        assert isinstance(Run(tmp_path).read_state()["stages"], dict)
+    (tmp_path / "config.toml").write_text("x = " + "[" * 5000)
+    with pytest.raises(config.ConfigError, match="not valid TOML"):
+        config.load(tmp_path / "config.toml")
