@@ -124,9 +124,9 @@ PAYLOAD_TYPES: dict[str, dict[str, Callable[[Any], bool]]] = {
 def well_formed(obj: Any) -> bool:
     """A known type, an int seq, a finite ts, a text-or-null stage and a payload of the right
     types (see :data:`PAYLOAD_TYPES`)."""
-    if not isinstance(obj, dict):
+    if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
         return False
-    checks = PAYLOAD_TYPES.get(obj.get("type"))  # type: ignore[arg-type]
+    checks = PAYLOAD_TYPES.get(obj["type"])
     if checks is None or not _int(obj.get("seq")) or not _num(obj.get("ts")) \
             or not _str_or_none(obj.get("stage")):
         return False

@@ -93,3 +93,38 @@ def test_a_poisoned_state_or_config_file_is_no_state_and_bad_input(tmp_path: Pat
     (tmp_path / "config.toml").write_text("x = " + "[" * 5000)
     with pytest.raises(config.ConfigError, match="not valid TOML"):
         config.load(tmp_path / "config.toml")
+
+
+def test_fuzzed_event_lines_never_raise_and_both_readers_agree(tmp_path: Path) -> None:
+    import random
+
+    from engine.protocol import well_formed
+
+    rng = random.Random(4)
+    src = tmp_path / "src.jsonl"
+    write_run(src)
+    seeds = [line for line in src.read_bytes().split(b"\n") if line.startswith(b'{"v"')]
+    odd = [None, True, "x", -1, 1e308, [], {}, [[[]]], "\x1b[2J", 2**70]
+    lines = []
+    for _ in range(5000):
+        line = bytearray(rng.choice(seeds))
+        how = rng.randrange(4)
+        if how == 0:  # flip bytes
+            for _ in range(rng.randrange(1, 4)):
+                line[rng.randrange(len(line))] = rng.randrange(256)
+        elif how == 1:  # cut
+            line = line[: rng.randrange(len(line))]
+        else:  # a field of another type, or nested deep
+            obj = json.loads(bytes(line))
+            key = rng.choice(sorted(obj))
+            obj[key] = rng.choice(odd) if how == 2 else json.loads("[" * 70 + "]" * 70)
+            line = bytearray(json.dumps(obj).encode())
+        lines.append(bytes(line).replace(b"\n", b" "))
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    decoded = [decode(line) for line in lines]  # never raises
+    assert all(well_formed({**ev.payload, "type": ev.type, "seq": ev.seq, "ts": ev.ts,
+                            "stage": ev.stage}) for ev in decoded if ev is not None)
+    want = [ev.seq for ev in decoded if ev is not None]
+    assert [e.seq for e in BatchReader(path).poll()] == want
+    assert [e.seq for e in read_events(path)] == want
