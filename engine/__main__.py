@@ -21,9 +21,16 @@ from pathlib import Path
 from engine import checklist
 from engine.config import ConfigError
 from engine.runs import RunError
+from engine.training.checkpoint import CheckpointError
 
 
 def main(argv: list[str] | None = None) -> int:
+    from engine.protocol import valid_text
+
+    bad = next((a for a in (sys.argv[1:] if argv is None else argv) if not valid_text(a)), None)
+    if bad is not None:
+        print(f"error: argument {ascii(bad)} is not valid UTF-8", file=sys.stderr)
+        return 2
     parser = argparse.ArgumentParser(prog="python -m engine")
     sub = parser.add_subparsers(dest="cmd", required=True)
 
@@ -39,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     work.add_argument("run_dir")
     work.add_argument("stages", nargs="+")
     work.add_argument("--resume", action="store_true")
+    work.add_argument("--lock-fd", type=int, help="the run's lock, taken by `start`")
     work.add_argument("--no-detach-output", action="store_true",
                       help="keep stdout/stderr (for debugging)")
 
@@ -71,14 +79,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "start":
             from engine import launch
             stages = args.stages or list(checklist.STAGE_IDS)
-            run, _cfg = launch.prepare(args.run, args.config, args.sets, stages)
-            pid = launch.spawn(run, stages, resume=args.resume)
+            run, _cfg, lock = launch.prepare(args.run, args.config, args.sets, stages)
+            try:
+                if args.resume:
+                    launch.check_resume(run, stages)
+                pid = launch.spawn(run, stages, lock=lock, resume=args.resume)
+            finally:
+                lock.release()  # a no-op once handed over to the engine
             print(json.dumps({"run": run.name, "path": str(run.root), "pid": pid}))
             return 0
         if args.cmd == "work":
             from engine.worker import work as do_work
             return do_work(Path(args.run_dir), args.stages, resume=args.resume,
-                           detach_output=not args.no_detach_output)
+                           detach_output=not args.no_detach_output, lock_fd=args.lock_fd)
         if args.cmd == "check":
             from engine.check_cli import check_main
             return check_main(args.paths, args.config, args.sets, as_json=args.json)
@@ -92,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "export":
             from engine.export.cli import export_main
             return export_main(args.model, args.quant, args.out, args.config, args.sets)
-    except (ConfigError, RunError) as exc:
+    except (ConfigError, RunError, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except RuntimeError as exc:  # launch.LaunchError: the engine did not come up

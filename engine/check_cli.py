@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from engine import checklist, config
+from engine.protocol import printable
 from engine.stages import sanity
 from engine.stages.base import StageContext
 
@@ -50,7 +51,8 @@ def check_main(paths: list[str], config_file: str | None, sets: list[str], *,
     usage_error = bool(report.missing) and not report.files
     if as_json:
         out = {"ok": not failed, "checks": checks, "report": report.to_dict()}
-        print(json.dumps(out, ensure_ascii=False, indent=2, default=str))
+        # ASCII: C1 controls and undecodable file names come out as \u escapes, never raw
+        print(json.dumps(out, ensure_ascii=True, indent=2, default=str))
     else:
         print_report(report, checks, cfg)
     if usage_error:
@@ -59,7 +61,9 @@ def check_main(paths: list[str], config_file: str | None, sets: list[str], *,
 
 
 def print_report(report: sanity.Report, checks: list[dict[str, Any]], cfg: dict[str, Any]) -> None:
-    w = sys.stdout.write
+    def w(text: str) -> None:  # records and file names are shown, never obeyed: ESC is escaped
+        sys.stdout.write(printable(text))
+
     w(f"web4tui check — {len(report.files)} files, {report.lines:,} lines, "
       f"model {report.model} ({report.seconds:.1f} s)\n\n")
     for m in report.missing:

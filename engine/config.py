@@ -139,9 +139,13 @@ def parse_set(assignment: str) -> dict[str, Any]:
         raise ConfigError(f"--set {assignment!r}: the key must be section.key, e.g. lora.r=16")
     raw = raw.strip()
     try:
-        value = tomllib.loads(f"v = {raw}")["v"]
+        parsed = tomllib.loads(f"v = {raw}")
     except tomllib.TOMLDecodeError:
-        value = raw
+        parsed = {"v": raw}
+    if set(parsed) != {"v"}:  # "4\nlora.alpha = 99": more TOML than one value, never dropped
+        raise ConfigError(f"--set {assignment!r}: one value per --set; give each setting its "
+                          "own --set")
+    value = parsed["v"]
     if isinstance(value, int) and not isinstance(value, bool) and _is_float_key(parts):
         value = float(value)
     return {parts[0]: {parts[1]: value}}
@@ -170,10 +174,15 @@ def load(config_file: str | Path | None = None, sets: list[str] = ()) -> dict[st
     if config_file is not None:
         path = Path(config_file)
         try:
+            if not path.is_file():  # a folder, or a FIFO that would block the read forever
+                raise ConfigError(f"{path}: not a config file (a folder or a special file)"
+                                  if path.exists() else f"{path}: config file not found")
             user = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"{path}: config file not found") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        except PermissionError:
+            raise ConfigError(f"{path}: permission denied; make it readable") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise ConfigError(f"{path}: not valid TOML ({exc}); fix the file or drop --config") from None
         cfg = _merge(cfg, user)
     for assignment in sets:

@@ -19,7 +19,16 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from engine import models
-from engine.records import Problem, Record, find_files, iter_lines, load_tools, parse_line, split_of
+from engine.records import (
+    DataFileError,
+    Problem,
+    Record,
+    find_files,
+    iter_lines,
+    load_tools,
+    parse_line,
+    split_of,
+)
 from engine.render import Renderer
 from engine.stages.base import StageContext
 
@@ -154,6 +163,7 @@ class _Scanner:
         self.ctx = ctx
         self.fast = getattr(tok, "backend_tokenizer", None) if tok is not None else None
         self.seq_lens = seq_lens(cfg)
+        self.max_depth = int(cfg["data"]["max_depth"])
         self.max_seq = max(self.seq_lens.values())
         self.max_token_bytes = _max_token_bytes(tok) if tok is not None else 64
         self.seen: dict[bytes, str] = {}
@@ -180,19 +190,23 @@ class _Scanner:
                 self.report.empty_files.append(str(f))
             split = split_of(f)
             batch: list[Record] = []
-            for number, raw in iter_lines(f):
-                self.report.lines += 1
-                rec = self._parse(str(f), number, raw, split)
-                if rec is not None:
-                    batch.append(rec)
-                if len(batch) >= BATCH_RECORDS:
-                    self._count(batch)
-                    batch = []
-                    self.ctx.raise_if_stopped()
-                    now = time.monotonic()
-                    if now - last_emit > 0.5:
-                        last_emit = now
-                        self._progress(done_bytes, total_bytes, started, f)
+            try:
+                for number, raw in iter_lines(f):
+                    self.report.lines += 1
+                    rec = self._parse(str(f), number, raw, split)
+                    if rec is not None:
+                        batch.append(rec)
+                    if len(batch) >= BATCH_RECORDS:
+                        self._count(batch)
+                        batch = []
+                        self.ctx.raise_if_stopped()
+                        now = time.monotonic()
+                        if now - last_emit > 0.5:
+                            last_emit = now
+                            self._progress(done_bytes, total_bytes, started, f)
+            except OSError as exc:  # unreadable part way (permissions changed, I/O error)
+                self.report.missing.append(str(exc) if isinstance(exc, DataFileError)
+                                           else f"{f}: cannot be read ({exc.strerror or exc})")
             self._count(batch)
             done_bytes += f.stat().st_size
             self._progress(done_bytes, total_bytes, started, f)
@@ -207,7 +221,7 @@ class _Scanner:
                       unit="MB", eta_s=round(eta, 1) if eta is not None else None)
 
     def _parse(self, path: str, number: int, raw: bytes, split: str) -> Record | None:
-        rec, problems = parse_line(path, number, raw, split)
+        rec, problems = parse_line(path, number, raw, split, max_depth=self.max_depth)
         if problems:
             self.report.problems.extend(problems)
             return None

@@ -15,7 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from engine import checklist, config, protocol
-from engine.runs import Run, RunError, atomic_write, new_name, open_run, outputs_dir
+from engine.runs import Run, RunError, RunLock, atomic_write, new_name, open_run, outputs_dir
+from engine.training import checkpoint as ckpt
+
+#: Stages that train and can be resumed from their checkpoints.
+TRAINING_STAGES = ("dry_run", "mini", "full")
 
 
 class LaunchError(RuntimeError):
@@ -23,40 +27,63 @@ class LaunchError(RuntimeError):
 
 
 def prepare(run_name: str | None, config_file: str | None, sets: list[str],
-            stages: list[str]) -> tuple[Run, dict[str, Any]]:
-    """Resolve the config and write it into the run folder before any work starts."""
+            stages: list[str]) -> tuple[Run, dict[str, Any], RunLock]:
+    """Take the run's lock, then resolve the config and write it into the run folder.
+
+    The lock comes first, before anything is read from or written to the folder, so of two
+    simultaneous starts exactly one goes on (the other gets :class:`RunLocked`, naming the
+    holder) and the config the engine works with is the one its own command wrote.
+    The caller hands the returned lock to :func:`spawn` or releases it.
+    """
     for s in stages:
         if s not in checklist.STAGE_IDS:
             raise RunError(f"unknown stage {s!r}; stages are: {', '.join(checklist.STAGE_IDS)}")
     base_cfg = config.load(config_file, sets)
     outputs = outputs_dir(base_cfg)
-    name = run_name or new_name()
+    name = new_name() if run_name is None else run_name
     run = open_run(name, outputs, create=True)
-    if run.config_path.exists():
-        # Continuing an existing run: its own config is the base, --set/--config apply on top.
-        cfg = config.load(run.config_path, sets) if not config_file else base_cfg
-    else:
-        cfg = base_cfg
-    if run.is_locked():
-        pid = run.pid_path.read_text().strip() if run.pid_path.exists() else "?"
-        raise RunError(f"run {run.name!r} is busy (engine pid {pid}); "
-                       f"`web4tui attach {run.name}` to watch or `web4tui stop {run.name}`")
-    run.root.mkdir(parents=True, exist_ok=True)
-    atomic_write(run.config_path, config.dumps(cfg))
-    return run, cfg
+    lock = RunLock(run)
+    lock.acquire()  # raises RunLocked naming the engine that holds the run
+    try:
+        if run.config_path.exists():
+            # Continuing an existing run: its own config is the base, --set/--config apply on top.
+            cfg = config.load(run.config_path, sets) if not config_file else base_cfg
+        else:
+            cfg = base_cfg
+        atomic_write(run.config_path, config.dumps(cfg))
+    except BaseException:
+        lock.release()
+        raise
+    return run, cfg, lock
 
 
-def spawn(run: Run, stages: list[str], *, resume: bool = False,
+def check_resume(run: Run, stages: list[str]) -> None:
+    """Refuse a resume at once (exit 2) when a stage's newest complete checkpoint holds state
+    this version would never load; the engine checks again as it loads."""
+    for stage in stages:
+        if stage in TRAINING_STAGES:
+            root = run.root / "checkpoints" / stage
+            last = ckpt.latest(root, warn=lambda m: print(f"warning: {m}", file=sys.stderr))
+            if last is not None:
+                ckpt.check_loadable(last)
+
+
+def spawn(run: Run, stages: list[str], *, lock: RunLock | None = None, resume: bool = False,
           handshake_s: float = 60.0) -> int:
-    """Start ``python -m engine work`` detached; wait for its hello. Returns its pid."""
+    """Start ``python -m engine work`` detached, handing it the run's lock; wait for its hello.
+    Returns its pid."""
     offset = run.events_path.stat().st_size if run.events_path.exists() else 0
+    held = () if lock is None or lock.fd is None else (lock.fd,)
     with open(run.log_path, "ab") as logf:
         proc = subprocess.Popen(
             [sys.executable, "-m", "engine", "work", str(run.root), *stages,
-             *(["--resume"] if resume else [])],
-            stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+             *(["--resume"] if resume else []),
+             *([f"--lock-fd={held[0]}"] if held else [])],
+            stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, pass_fds=held,
             start_new_session=True, cwd=os.getcwd(), env=_child_env(),
         )
+    if lock is not None:
+        lock.hand_over()  # the engine holds the run now; it is released when the engine ends
     reader = protocol.EventReader(run.events_path)
     reader.offset = offset
     deadline = time.monotonic() + handshake_s

@@ -9,7 +9,9 @@ line — so an old UI can follow a newer engine and a crash never poisons a run 
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
@@ -74,28 +76,86 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+def _num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _num_or_none(v: Any) -> bool:
+    return v is None or _num(v)
+
+
+def _int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _str(v: Any) -> bool:
+    return isinstance(v, str)
+
+
+def _str_or_none(v: Any) -> bool:
+    return v is None or isinstance(v, str)
+
+
+def _numbers(v: Any) -> bool:
+    return isinstance(v, dict) and all(_num_or_none(x) for x in v.values())
+
+
+#: The payload fields readers compute with, and the type each must have: an event breaking
+#: one is skipped like a malformed line (a poisoned run folder must not crash a reader).
+PAYLOAD_TYPES: dict[str, dict[str, Callable[[Any], bool]]] = {
+    "hello": {"pid": _int},
+    "stage_started": {"title": _str_or_none, "total": _num_or_none},
+    "progress": {"done": _num_or_none, "total": _num_or_none, "unit": _str_or_none,
+                 "eta_s": _num_or_none},
+    "metric": {"step": _int, "values": _numbers},
+    "memory": {k: _num_or_none for k in EVENT_FIELDS["memory"]},
+    "check": {"item": _str, "status": lambda v: v in CHECK_STATUSES},
+    "sample": {"step": lambda v: v is None or _int(v), "bucket": _str_or_none,
+               "prompt": _str_or_none, "output": _str_or_none},
+    "advice": {"rule": _str_or_none, "symptom": _str_or_none, "action": _str_or_none},
+    "artifact": {"kind": _str, "path": _str},
+    "log": {"level": _str, "message": _str},
+    "stage_finished": {"status": _str, "duration_s": _num_or_none,
+                       "summary": lambda v: v is None or isinstance(v, dict)},
+    "error": {"message": _str, "hint": _str_or_none},
+}
+
+
+def well_formed(obj: Any) -> bool:
+    """A known type, an int seq, a finite ts, a text-or-null stage and a payload of the right
+    types (see :data:`PAYLOAD_TYPES`)."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
+        return False
+    checks = PAYLOAD_TYPES.get(obj["type"])
+    if checks is None or not _int(obj.get("seq")) or not _num(obj.get("ts")) \
+            or not _str_or_none(obj.get("stage")):
+        return False
+    return all(check(obj.get(name)) for name, check in checks.items())
+
+
+def no_json_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # NaN / Infinity: the engine never writes them
+
+
 def decode(line: str | bytes) -> Event | None:
-    """Parse one line; None for anything that is not a well-formed event of a known type."""
+    """Parse one line; None for anything that is not a well-formed event of a known type
+    (nesting is bounded before parsing: no line can exhaust the recursion limit)."""
     if isinstance(line, bytes):
         line = line.decode("utf-8", errors="replace")
     line = line.strip()
-    if not line:
+    if not line or too_deep(line):
         return None
     try:
-        obj = json.loads(line)
-    except ValueError:
+        obj = json.loads(line, parse_constant=no_json_constants)
+    except (ValueError, RecursionError):
         return None
-    if not isinstance(obj, dict) or obj.get("type") not in EVENT_TYPES:
+    if not well_formed(obj):
         return None
-    seq, ts = obj.get("seq"), obj.get("ts")
-    if not isinstance(seq, int) or not isinstance(ts, (int, float)):
-        return None
-    stage = obj.get("stage")
     payload = {k: v for k, v in obj.items() if k not in ENVELOPE}
     return Event(
-        type=obj["type"], seq=seq, ts=float(ts), run=str(obj.get("run", "")),
-        stage=stage if isinstance(stage, str) else None, payload=payload,
-        v=obj.get("v", VERSION) if isinstance(obj.get("v"), int) else VERSION,
+        type=obj["type"], seq=obj["seq"], ts=float(obj["ts"]), run=str(obj.get("run", "")),
+        stage=obj.get("stage"), payload=payload,
+        v=obj.get("v", VERSION) if _int(obj.get("v")) else VERSION,
     )
 
 
@@ -146,6 +206,9 @@ class EventWriter:
     """Appends events to a run's events file, one flushed (and fsync'd on demand) line each.
 
     ``seq`` continues from what the file already holds, so a resumed run extends its history.
+    The file only ever ends on a whole line: a write cut short (a full disk) is truncated
+    back before the error is raised, and a torn last line left by a crash is closed with a
+    newline when the next writer opens the file, so its first event is never glued to it.
     """
 
     def __init__(self, path: str | os.PathLike[str], run: str, *, echo: Callable[[Event], None] | None = None,
@@ -156,26 +219,53 @@ class EventWriter:
         self.echo = echo
         self.fsync = fsync
         self.seq = _last_seq(self.path)
-        self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 — owned by the writer
+        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        size = os.fstat(self._fd).st_size
+        if size:
+            with open(self.path, "rb") as fh:
+                fh.seek(size - 1)
+                torn = fh.read(1) != b"\n"
+            if torn:
+                self._append(b"\n")
+
+    def _append(self, data: bytes) -> None:
+        """Write all of ``data`` at the end, or nothing: a partial write is cut off again."""
+        assert self._fd is not None
+        before = os.fstat(self._fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view):]
+        except OSError:
+            try:
+                os.ftruncate(self._fd, before)
+            except OSError:
+                pass
+            raise
 
     def emit(self, type: str, stage: str | None = ..., **payload: Any) -> Event:  # type: ignore[assignment]
         if type not in EVENT_TYPES:
             raise ValueError(f"unknown event type {type!r}")
-        self.seq += 1
-        ev = Event(type=type, seq=self.seq, ts=round(time.time(), 3), run=self.run,
+        ev = Event(type=type, seq=self.seq + 1, ts=round(time.time(), 3), run=self.run,
                    stage=self.stage if stage is ... else stage, payload=payload)
         line = encode(ev)
-        self._fh.write(line)
-        self._fh.flush()
+        try:
+            data = line.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate from data: escaped, still one JSON line
+            data = (json.dumps(ev.to_dict(), default=_jsonable, allow_nan=False) + "\n").encode()
+        self._append(data)
+        self.seq += 1  # only once the line is in the file: seq stays 1, 2, 3, ...
         if self.fsync or type in ("stage_finished", "error", "artifact"):
-            os.fsync(self._fh.fileno())
+            assert self._fd is not None
+            os.fsync(self._fd)
         if self.echo is not None:
             self.echo(ev)
         return ev
 
     def close(self) -> None:
-        if not self._fh.closed:
-            self._fh.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def _last_seq(path: str) -> int:
@@ -193,3 +283,147 @@ def _last_seq(path: str) -> int:
         if ev is not None:
             return ev.seq
     return 0
+
+
+# -- the engine's pid file ----------------------------------------------------------------------
+# ``engine.pid`` says "PID START": the pid and the process's start time, so a pid that a dead
+# engine left behind and the system has since given to another process is never mistaken for
+# the engine (nor signalled). Shared by the engine (writes) and the UI (reads, stops).
+
+def process_start_time(pid: int) -> str | None:
+    """An opaque, stable token for when ``pid`` started; None when no such process exists."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+        # the command name (field 2) may hold spaces and ')'; fields resume after the last ')'
+        return data[data.rindex(b")") + 2:].split()[19].decode("ascii")
+    except FileNotFoundError:
+        if os.path.isdir("/proc/self"):
+            return None  # Linux, and the process is gone
+    except (OSError, ValueError, IndexError):
+        return None
+    return _ps_start_time(pid)
+
+
+_PS_CACHE: dict[int, tuple[float, str | None]] = {}
+
+
+def _ps_start_time(pid: int) -> str | None:
+    """macOS and other systems without /proc: ask ``ps`` (cached a second: the app asks often)."""
+    import subprocess
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    hit = _PS_CACHE.get(pid)
+    if hit and time.monotonic() - hit[0] < 1.0:
+        return hit[1]
+    try:
+        out = subprocess.run(["ps", "-o", "lstart=", "-p", str(int(pid))], capture_output=True,
+                             text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        out = ""
+    token = "-".join(out.split()) or None
+    _PS_CACHE[pid] = (time.monotonic(), token)
+    return token
+
+
+def pid_file_text(pid: int | None = None) -> str:
+    pid = os.getpid() if pid is None else pid
+    return f"{pid} {process_start_time(pid) or '-'}\n"
+
+
+def live_pid(text: str) -> int | None:
+    """The pid in a pid file's text when that very process is still alive, else None."""
+    parts = text.split()
+    if not parts or not parts[0].isdigit() or len(parts[0]) > 10:
+        return None
+    pid = int(parts[0])
+    if pid <= 0:
+        return None
+    if len(parts) >= 2 and parts[1] != "-":
+        return pid if process_start_time(pid) == parts[1] else None
+    try:  # a pid file without a start time (an older engine): only existence can be checked
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    return pid
+
+
+# -- bounded JSON -------------------------------------------------------------------------------
+# json.loads recurses once per nesting level and a 2 KB line of "[" reaches the interpreter's
+# recursion limit, so every reader of files it does not own checks the nesting first.
+
+#: Deepest nesting an event may have (the engine writes at most a few levels).
+MAX_DEPTH = 64
+_BYTES_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+_TEXT_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+
+
+def too_deep(text: str | bytes, limit: int = MAX_DEPTH) -> bool:
+    """True when JSON ``text`` nests arrays/objects deeper than ``limit`` (linear time;
+    brackets inside strings do not count)."""
+    if isinstance(text, bytes):
+        opens, tokens, open_chars = text.count(b"[") + text.count(b"{"), _BYTES_TOKENS, b"[{"
+    else:
+        opens, tokens, open_chars = text.count("[") + text.count("{"), _TEXT_TOKENS, "[{"
+    if opens <= limit:
+        return False
+    depth = 0
+    for m in tokens.finditer(text):
+        tok = m.group()
+        if len(tok) != 1:
+            continue  # a string
+        if tok in open_chars:
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+# -- text from data, shown and never obeyed ----------------------------------------------------
+
+def valid_text(text: str) -> bool:
+    """False for text holding lone surrogates (undecodable bytes, broken escapes)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+# C0 controls but tab and newline, DEL, C1 controls (ESC starts terminal commands: clear the
+# screen, set the title, write the clipboard), and lone surrogates.
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x00, 0x09), *range(0x0b, 0x20), 0x7f,
+                                        *range(0x80, 0xa0))}
+_CONTROLS_ONE_LINE = {**_CONTROLS, 0x09: "\\t", 0x0a: "\\n"}
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def shown(value: Any) -> Any:
+    """``value`` with :func:`printable` applied to every text inside it (lists, dicts), for
+    showing data from a run folder; values without control characters are returned as is."""
+    if isinstance(value, str):
+        return printable(value) if _UNSAFE.search(value) else value
+    if isinstance(value, list):
+        return [shown(v) for v in value]
+    if isinstance(value, dict):
+        return {shown(k): shown(v) for k, v in value.items()}
+    return value
+
+
+def printable(text: object, *, one_line: bool = False) -> str:
+    """``text`` safe to write to a terminal: control characters (and, with ``one_line``, tab
+    and newline) shown as ``\\xNN`` escapes, lone surrogates as ``\\udNNN``."""
+    out = str(text).translate(_CONTROLS_ONE_LINE if one_line else _CONTROLS)
+    if not valid_text(out):
+        out = _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", out)
+    return out

@@ -97,6 +97,15 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
     atomic_write(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
+def _overwrite(path: Path, text: str) -> None:
+    """Rewrite a file in place (not atomic: only when an atomic write has no room)."""
+    with open(path, "r+b") as fh:
+        fh.write(text.encode("utf-8"))
+        fh.truncate()
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 class RunLocked(RunError):
     pass
 
@@ -137,19 +146,29 @@ class Run:
 
     def read_state(self) -> dict[str, Any]:
         try:
-            return json.loads(self.state_path.read_text(encoding="utf-8"))
-        except (FileNotFoundError, ValueError):
+            state = json.loads(self.state_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):
             return {"stages": {}}
+        return state if isinstance(state, dict) and isinstance(state.get("stages"), dict) \
+            else {"stages": {}}
 
     def set_stage_state(self, stage: str, status: str, **extra: Any) -> dict[str, Any]:
         state = self.read_state()
         entry = state.setdefault("stages", {}).setdefault(stage, {})
         entry.update(status=status, updated=round(time.time(), 3), **extra)
-        atomic_write_json(self.state_path, state)
+        try:
+            atomic_write_json(self.state_path, state)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or not self.state_path.exists():
+                raise
+            # A full disk has no room for the temp copy, but the old file's own blocks can
+            # take the new state: better than a run stuck on "running" for ever.
+            _overwrite(self.state_path, json.dumps(state, indent=2, ensure_ascii=False,
+                                                   default=str) + "\n")
         return state
 
     def is_locked(self) -> bool:
-        """True while an engine holds this run's lock."""
+        """True while an engine (or a command starting one) holds this run's lock."""
         if not self.lock_path.exists():
             return False
         fd = os.open(self.lock_path, os.O_RDWR)
@@ -165,9 +184,28 @@ class Run:
         finally:
             os.close(fd)
 
+    def engine_pid(self) -> int | None:
+        """The engine's pid while that very process lives (pid and start time both match)."""
+        from engine.protocol import live_pid
+
+        for path in (self.pid_path, self.lock_path):
+            try:
+                pid = live_pid(path.read_text(encoding="ascii", errors="replace"))
+            except OSError:
+                continue
+            if pid is not None:
+                return pid
+        return None
+
 
 class RunLock:
-    """Exclusive lock on a run for the life of one engine (released by the OS if it dies)."""
+    """Exclusive lock on a run, taken before anything is written to it and held for the life
+    of its engine (the OS releases it when the holder dies).
+
+    The command that starts a run takes it first, writes the config under it and hands the
+    very lock to the engine it spawns (an inherited descriptor), so which start wins is
+    decided once, at the first step. The lock file names its holder ("PID START").
+    """
 
     def __init__(self, run: Run) -> None:
         self.run = run
@@ -180,12 +218,43 @@ class RunLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(fd)
-            holder = self.run.pid_path.read_text().strip() if self.run.pid_path.exists() else "?"
+            holder = self.run.engine_pid()
+            for _ in range(20):  # the winner of a race names itself right after locking
+                if holder is not None:
+                    break
+                time.sleep(0.05)
+                holder = self.run.engine_pid()
             raise RunLocked(
-                f"run {self.run.name!r} is already being worked on by engine pid {holder}; "
-                f"attach to it (web4tui attach {self.run.name}) or stop it "
-                f"(web4tui stop {self.run.name})") from None
+                f"run {self.run.name!r} is busy: engine pid "
+                f"{holder if holder is not None else '?'} is working on it; attach to it "
+                f"(web4tui attach {self.run.name}) or stop it (web4tui stop {self.run.name})"
+            ) from None
         self.fd = fd
+        self._name_holder()
+
+    def adopt(self, fd: int) -> None:
+        """Take over a lock held through an inherited descriptor (see :mod:`engine.launch`)."""
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # already ours: a no-op
+        except OSError as exc:
+            raise RunLocked(f"run {self.run.name!r}: the lock handed over is not held "
+                            f"({exc.strerror})") from None
+        self.fd = fd
+        self._name_holder()
+
+    def _name_holder(self) -> None:
+        from engine.protocol import pid_file_text
+
+        assert self.fd is not None
+        text = pid_file_text().encode("ascii")
+        os.pwrite(self.fd, text, 0)  # then cut: the file is never seen empty
+        os.ftruncate(self.fd, len(text))
+
+    def hand_over(self) -> None:
+        """Close this process's descriptor without unlocking: the engine holds it now."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
     def release(self) -> None:
         if self.fd is not None:

@@ -7,6 +7,7 @@ step, saves what it has, and ends as ``cancelled``.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import platform
@@ -95,16 +96,19 @@ def backend_and_device(cfg: dict[str, Any]) -> tuple[str, str, str]:
 
 
 def work(run_dir: Path, stages: list[str], *, resume: bool = False,
-         detach_output: bool = True) -> int:
+         detach_output: bool = True, lock_fd: int | None = None) -> int:
     """Run the given stages on a prepared run folder; returns the process exit code."""
     run = Run(run_dir)
     lock = RunLock(run)
-    lock.acquire()  # raises RunLocked with a message naming the holder
+    if lock_fd is not None:
+        lock.adopt(lock_fd)  # taken by `start` before it wrote the config
+    else:
+        lock.acquire()  # raises RunLocked with a message naming the holder
     try:
         if detach_output:
             _redirect_output(run.log_path)
         _setup_logging(run.log_path)
-        atomic_write(run.pid_path, f"{os.getpid()}\n")
+        atomic_write(run.pid_path, protocol.pid_file_text())
         cfg = tomllib.loads(run.config_path.read_text(encoding="utf-8"))
         stop = StopFlag()
         stop.install()
@@ -165,18 +169,38 @@ def run_one(stage_id: str, cfg: dict[str, Any], emit: Any, stop: Any, run: Run |
     except Exception as exc:  # a bug or a device error: report it, keep the run folder sane
         status = "failed"
         log.exception("stage %s crashed", stage_id)
-        emit("error", message=f"{spec.title} failed: {str(exc) or type(exc).__name__}",
-             detail=traceback.format_exc(limit=8), hint=_hint(exc))
+        _emit_if_possible(emit, "error",
+                          message=f"{spec.title} failed: {str(exc) or type(exc).__name__}",
+                          detail=traceback.format_exc(limit=8), hint=_hint(exc))
     duration = round(time.monotonic() - t0, 3)
     checks = {c["item"]: c["status"] for c in ctx.checks}
     summary.setdefault("checks", checks)
-    emit("stage_finished", status=status, duration_s=duration, summary=summary)
+    _emit_if_possible(emit, "stage_finished", status=status, duration_s=duration,
+                      summary=summary)
     if run:
-        run.set_stage_state(stage_id, status, duration_s=duration, checks=checks)
+        try:
+            run.set_stage_state(stage_id, status, duration_s=duration, checks=checks)
+        except OSError:
+            log.exception("could not record %s as %s in state.json", stage_id, status)
     return status
 
 
+def _emit_if_possible(emit: Any, type: str, **payload: Any) -> None:
+    """An event that cannot be written (a full disk) is logged instead: the stage's outcome
+    must still reach state.json."""
+    try:
+        emit(type, **payload)
+    except OSError:
+        log.exception("could not write the %s event", type)
+
+
 def _hint(exc: Exception) -> str:
+    if isinstance(getattr(exc, "hint", None), str):  # errors that know what to do say so
+        return exc.hint  # type: ignore[attr-defined]
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return ("The disk is full. Free space where the run folder is (old checkpoints, "
+                "merged models and GGUF files are large), then continue with --resume: the "
+                "last complete checkpoint is kept.")
     text = str(exc).lower()
     if "out of memory" in text or isinstance(exc, MemoryError):
         return "Lower the sequence length or the batch size, or raise the memory budget."

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from engine import checklist
-from engine.protocol import Event
+from engine.protocol import Event, printable, valid_text
 from web4tui import engine_client
 from web4tui.follow import Follower
 from web4tui.runfolder import RunFolder, find_run, list_runs
@@ -88,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    bad = next((a for a in (sys.argv[1:] if argv is None else argv) if not valid_text(a)), None)
+    if bad is not None:  # a byte sequence the terminal could not decode (surrogate-escaped)
+        print(f"error: argument {ascii(bad)} is not valid UTF-8", file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     try:
         if args.cmd is None:
@@ -114,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc.args[0]}", file=sys.stderr)
         return 2
     except engine_client.EngineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(exc)}", file=sys.stderr)
         return exc.code if exc.code in (1, 2) else 1
     except KeyboardInterrupt:
         return 130
@@ -298,7 +302,7 @@ def _run_config(run: RunFolder) -> dict[str, Any] | None:
     import tomllib
     try:
         return tomllib.loads((run.root / "config.toml").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
 
 
@@ -354,7 +358,7 @@ class LinePrinter:
         elif ev.type == "stage_finished":
             line = f"{tag} finished {ev.get('status')} in {ev.get('duration_s', 0):.1f}s"
         if line:
-            print(line, flush=True)
+            print(printable(line), flush=True)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ def start(stages: list[str], *, run: str | None = None, config: str | None = Non
           sets: list[str] = (), resume: bool = False) -> Started:
     """Prepare the run and start a detached engine; raises EngineError with its message."""
     args = ["start", *stages]
-    if run:
+    if run is not None:  # an empty name is refused by the engine, not replaced
         args += ["--run", run]
     if config:
         args += ["--config", config]

@@ -16,7 +16,16 @@ import os
 import time
 from typing import Any, Callable, Iterator
 
-from engine.protocol import EVENT_TYPES, VERSION, Event, EventReader, decode
+from engine.protocol import (
+    VERSION,
+    Event,
+    EventReader,
+    decode,
+    no_json_constants,
+    shown,
+    too_deep,
+    well_formed,
+)
 from web4tui.runfolder import RunFolder
 
 
@@ -41,9 +50,8 @@ class LiteEvent:
 
 
 def _valid(obj: Any) -> bool:
-    """The same test as engine.protocol.decode: a known type, an int seq, a numeric ts."""
-    return (isinstance(obj, dict) and obj.get("type") in EVENT_TYPES
-            and isinstance(obj.get("seq"), int) and isinstance(obj.get("ts"), (int, float)))
+    """The same test as engine.protocol.decode (type, envelope and payload types)."""
+    return well_formed(obj)
 
 
 class BatchReader(EventReader):
@@ -60,9 +68,12 @@ class BatchReader(EventReader):
         lines = (self._partial + chunk).split(b"\n")
         self._partial = lines.pop()  # b"" when the chunk ended on a newline
         lines = [ln for ln in lines if ln.strip()]
+        shallow = [ln for ln in lines if not too_deep(ln)]  # as decode: never parse those
+        self.skipped += len(lines) - len(shallow)
+        lines = shallow
         try:
-            objs = json.loads(b"[" + b",".join(lines) + b"]")
-        except ValueError:
+            objs = json.loads(b"[" + b",".join(lines) + b"]", parse_constant=no_json_constants)
+        except (ValueError, RecursionError):
             objs = None
         if objs is None or len(objs) != len(lines):
             events = [decode(raw) for raw in lines]
@@ -73,6 +84,11 @@ class BatchReader(EventReader):
         return events  # type: ignore[return-value]
 
 
+#: Events that carry text from data or from the file system (the numeric ones never do).
+TEXT_EVENTS = frozenset({"hello", "stage_started", "check", "sample", "advice", "artifact",
+                         "log", "stage_finished", "error"})
+
+
 class Follower:
     def __init__(self, run: RunFolder) -> None:
         self.run = run
@@ -81,11 +97,21 @@ class Follower:
         self.finished: dict[str, str] = {}
 
     def poll(self, max_bytes: int | None = None) -> list[Event]:
-        """What is new since the last poll (at most ``max_bytes`` of it); a stat when idle."""
+        """What is new since the last poll (at most ``max_bytes`` of it); a stat when idle.
+
+        Text that came from data (samples, messages, paths, check values) is shown, never
+        obeyed: its control characters arrive escaped (an ESC from a record cannot clear the
+        screen, retitle the terminal or write the clipboard).
+        """
         if not self.pending():
             return []
         events = self.reader.poll(max_bytes)
         for ev in events:
+            if ev.type in TEXT_EVENTS:
+                payload = ev.payload
+                for key, value in payload.items():
+                    if not isinstance(value, (int, float)) and value is not None:
+                        payload[key] = shown(value)
             if ev.type == "stage_started" and ev.stage:
                 self.started.add(ev.stage)
             elif ev.type == "stage_finished" and ev.stage:

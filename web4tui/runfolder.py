@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.protocol import live_pid, printable
+
 RUN_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -38,29 +40,34 @@ class RunFolder:
 
     def state(self) -> dict[str, Any]:
         try:
-            return json.loads((self.root / "state.json").read_text(encoding="utf-8"))
-        except (FileNotFoundError, ValueError):
+            state = json.loads((self.root / "state.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):  # a poisoned file is no state
             return {"stages": {}}
+        if not (isinstance(state, dict) and isinstance(state.get("stages"), dict)):
+            return {"stages": {}}
+        state["stages"] = {k: v for k, v in state["stages"].items() if isinstance(v, dict)}
+        return state
 
     def pid(self) -> int | None:
-        """The engine's pid while it is alive (None when no engine works on this run)."""
+        """The engine's pid while it is alive (None when no engine works on this run).
+
+        ``engine.pid`` records the pid and its process's start time; a pid that a dead engine
+        left behind and the system has since given to another process does not count.
+        """
         try:
-            pid = int((self.root / "engine.pid").read_text().strip())
-        except (FileNotFoundError, ValueError):
+            text = (self.root / "engine.pid").read_text(encoding="ascii", errors="replace")
+        except OSError:
             return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            return pid
-        return pid
+        return live_pid(text)
 
     def stop(self) -> int | None:
         """Ask the engine to stop gracefully (SIGTERM); returns the pid signalled."""
         pid = self.pid()
         if pid is not None:
-            os.kill(pid, signal.SIGTERM)
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:  # it ended between the check and the signal
+                return None
         return pid
 
     def log_tail(self, lines: int = 20) -> str:
@@ -71,7 +78,7 @@ class RunFolder:
                 text = fh.read().decode("utf-8", errors="replace")
         except FileNotFoundError:
             return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return printable("\n".join(text.splitlines()[-lines:]))  # library output may hold anything
 
     def status(self) -> str:
         stages = self.state().get("stages", {})
@@ -94,7 +101,8 @@ def list_runs(root: Path | None = None) -> list[RunFolder]:
     if not root.is_dir():
         return []
     runs = [RunFolder(p) for p in root.iterdir()
-            if p.is_dir() and RUN_NAME.match(p.name) and (p / "config.toml").exists()]
+            if p.is_dir() and RUN_NAME.match(p.name) and p.name not in (".", "..")
+            and (p / "config.toml").exists()]
 
     def mtime(r: RunFolder) -> float:
         p = r.events if r.events.exists() else r.root / "config.toml"
@@ -110,7 +118,7 @@ def find_run(name: str | None, root: Path | None = None) -> RunFolder:
         if not runs:
             raise LookupError(f"no runs yet in {root}/ — start one with `web4tui run`")
         return runs[0]
-    if not RUN_NAME.match(name):
+    if not RUN_NAME.match(name) or name in (".", ".."):
         raise LookupError(f"run name {name!r} is not allowed: letters, digits, '.', '_', '-', "
                           "at most 64 characters")
     folder = RunFolder(root / name)

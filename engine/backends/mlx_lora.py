@@ -327,23 +327,23 @@ class MLXTrainer:
         from mlx.utils import tree_flatten
 
         root = self.plan.checkpoint_root
-        tmp = ckpt.temp_dir(root, step)
-        mx.save_safetensors(str(tmp / "adapters.safetensors"),
-                            dict(tree_flatten(model.trainable_parameters())))
-        opt_state = dict(tree_flatten(opt.state))
-        mx.save_safetensors(str(tmp / "optimizer.safetensors"),
-                            {k: v for k, v in opt_state.items() if isinstance(v, mx.array)})
-        (tmp / "rng.json").write_text(json.dumps({
-            "python": _jsonable(random.getstate()),
-            "mlx_key": np.asarray(mx.random.state[0]).tolist(),  # for the record
-            "mlx_seed_per_step": f"{self.cfg['run']['seed']} * 1000003 + step"}))
-        ckpt.write_state(tmp, {
-            "step": step, "total_steps": self.total_steps, "stage": self.plan.stage,
-            "backend": "mlx", "micro_batches_done": step * self.plan.grad_accum,
-            "losses": self.result.losses, "grad_norms": self.result.grad_norms,
-            "tokens": self.result.tokens, "seconds": self.result.seconds,
-            "settings": self.train_settings(), "time": time.time()})
-        final = ckpt.commit(tmp, ckpt.step_dir(root, step), self.cfg["train"]["keep_checkpoints"])
+        with ckpt.saving(root, step, self.cfg["train"]["keep_checkpoints"]) as tmp:
+            mx.save_safetensors(str(tmp / "adapters.safetensors"),
+                                dict(tree_flatten(model.trainable_parameters())))
+            opt_state = dict(tree_flatten(opt.state))
+            mx.save_safetensors(str(tmp / "optimizer.safetensors"),
+                                {k: v for k, v in opt_state.items() if isinstance(v, mx.array)})
+            (tmp / "rng.json").write_text(json.dumps({
+                "python": _jsonable(random.getstate()),
+                "mlx_key": np.asarray(mx.random.state[0]).tolist(),  # for the record
+                "mlx_seed_per_step": f"{self.cfg['run']['seed']} * 1000003 + step"}))
+            ckpt.write_state(tmp, {
+                "step": step, "total_steps": self.total_steps, "stage": self.plan.stage,
+                "backend": "mlx", "micro_batches_done": step * self.plan.grad_accum,
+                "losses": self.result.losses, "grad_norms": self.result.grad_norms,
+                "tokens": self.result.tokens, "seconds": self.result.seconds,
+                "settings": self.train_settings(), "time": time.time()})
+        final = ckpt.step_dir(root, step)
         self.ctx.emit("artifact", kind="checkpoint", path=str(final))
 
     def _resume(self, model: Any, opt: Any) -> int:
@@ -357,7 +357,7 @@ class MLXTrainer:
                 self.ctx.emit("log", level="info", message=(
                     f"starting {self.plan.stage} over; earlier checkpoints kept in {aside}"))
             return 0
-        last = ckpt.latest(root)
+        last = ckpt.latest(root, warn=lambda m: self.ctx.emit("log", level="warning", message=m))
         if last is None:
             self.ctx.emit("log", level="warning",
                           message=f"no checkpoint of {self.plan.stage} to resume; starting fresh")
@@ -365,12 +365,17 @@ class MLXTrainer:
         if not (last / "adapters.safetensors").exists():
             raise ValueError(f"checkpoint {last} was not written by the mlx backend; resume "
                              "it with train.backend = \"torch\"")
+        ckpt.check_loadable(last)
         state = read_resume_state(self.ctx, last, self.train_settings())
-        model.load_weights(list(mx.load(str(last / "adapters.safetensors")).items()),
-                           strict=False)
-        opt.state = tree_unflatten(list(mx.load(str(last / "optimizer.safetensors")).items()))
-        rng = json.loads((last / "rng.json").read_text())
-        random.setstate(_tuplify(rng["python"]))
+        try:  # safetensors and JSON only: nothing in a checkpoint can run code
+            model.load_weights(list(mx.load(str(last / "adapters.safetensors")).items()),
+                               strict=False)
+            opt.state = tree_unflatten(list(mx.load(str(last / "optimizer.safetensors")).items()))
+            rng = json.loads((last / "rng.json").read_bytes().decode("utf-8"))
+            random.setstate(_tuplify(rng["python"]))
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError, RecursionError) as exc:
+            raise ckpt.CheckpointError(f"cannot resume from {last}: {type(exc).__name__}: "
+                                       f"{str(exc)[:120]}") from None
         # MLX's key cannot be set back (``mx.random.state`` is read-only); it needs no
         # restoring: the loop reseeds it from (seed, step) before each step's draws.
         mx.eval(model.parameters(), opt.state)
@@ -398,10 +403,7 @@ class MLXTrainer:
         if self.ctx.run_dir is not None and (Path(self.ctx.run_dir) / "config.toml").exists():
             shutil.copy(Path(self.ctx.run_dir) / "config.toml", tmp / "web4tui-config.toml")
         self.tok.save_pretrained(tmp)
-        ckpt._fsync_tree(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        ckpt.swap_in(tmp, out)
         note = "" if self.quantize_bits is None else (
             f" (trained on a {self.quantize_bits}-bit MLX base; it applies to the full-precision"
             " base, which differs from the quantized one by the quantization error)")

@@ -20,11 +20,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine.backends import torch_attention
+from engine.backends import torch_attention, torch_state
 from engine.backends.torch_device import (
     Placement,
     explain_device_error,
@@ -297,21 +296,18 @@ class TorchTrainer:
         if step == 0:
             return
         root = self.plan.checkpoint_root
-        tmp = ckpt.temp_dir(root, step)
-        model.save_pretrained(tmp)
-        torch.save(opt.state_dict(), tmp / "optimizer.pt")
-        torch.save(sched.state_dict(), tmp / "scheduler.pt")
-        torch.save({"python": random.getstate(), "numpy": np.random.get_state(),
-                    "torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
-                   tmp / "rng.pt")
-        ckpt.write_state(tmp, {
-            "step": step, "total_steps": self.total_steps, "stage": self.plan.stage,
-            "micro_batches_done": step * self.plan.grad_accum,
-            "losses": self.result.losses, "grad_norms": self.result.grad_norms,
-            "tokens": self.result.tokens, "seconds": self.result.seconds,
-            "settings": self.train_settings(), "time": time.time()})
-        final = ckpt.commit(tmp, ckpt.step_dir(root, step), self.cfg["train"]["keep_checkpoints"])
+        with ckpt.saving(root, step, self.cfg["train"]["keep_checkpoints"]) as tmp:
+            model.save_pretrained(tmp)
+            torch_state.save_optimizer(opt.state_dict(), tmp)
+            torch_state.save_scheduler(sched.state_dict(), tmp)
+            torch_state.save_rng(tmp)
+            ckpt.write_state(tmp, {
+                "step": step, "total_steps": self.total_steps, "stage": self.plan.stage,
+                "micro_batches_done": step * self.plan.grad_accum,
+                "losses": self.result.losses, "grad_norms": self.result.grad_norms,
+                "tokens": self.result.tokens, "seconds": self.result.seconds,
+                "settings": self.train_settings(), "time": time.time()})
+        final = ckpt.step_dir(root, step)
         self.ctx.emit("artifact", kind="checkpoint", path=str(final))
 
     def _resume(self, model: Any, opt: Any, sched: Any) -> int:
@@ -322,25 +318,30 @@ class TorchTrainer:
                 self.ctx.emit("log", level="info", message=(
                     f"starting {self.plan.stage} over; earlier checkpoints kept in {aside}"))
             return 0
-        last = ckpt.latest(root)
+        last = ckpt.latest(root, warn=lambda m: self.ctx.emit("log", level="warning", message=m))
         if last is None:
             self.ctx.emit("log", level="warning",
                           message=f"no checkpoint of {self.plan.stage} to resume; starting fresh")
             return 0
         from peft import set_peft_model_state_dict
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
+        ckpt.check_loadable(last)  # safetensors and JSON only: nothing here can run code
         state = read_resume_state(self.ctx, last, self.train_settings())
-        weights = load_file(str(last / "adapter_model.safetensors"), device=self.placement.device)
+        try:
+            weights = load_file(str(last / "adapter_model.safetensors"),
+                                device=self.placement.device)
+        except (SafetensorError, OSError) as exc:
+            raise ckpt.CheckpointError(f"{last}/adapter_model.safetensors: not readable "
+                                       f"({str(exc)[:120]})") from None
         set_peft_model_state_dict(model, weights)
-        opt.load_state_dict(torch.load(last / "optimizer.pt", weights_only=False))
-        sched.load_state_dict(torch.load(last / "scheduler.pt", weights_only=False))
-        rng = torch.load(last / "rng.pt", weights_only=False)
-        random.setstate(rng["python"])
-        np.random.set_state(rng["numpy"])
-        torch.set_rng_state(rng["torch"])
-        if rng.get("cuda") and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
+        try:
+            opt.load_state_dict(torch_state.load_optimizer(last))
+            sched.load_state_dict(torch_state.load_scheduler(last))
+            torch_state.load_rng(last)
+        except (torch_state.StateError, KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise ckpt.CheckpointError(f"cannot resume from {last}: {exc}") from None
         return restore_history(self.ctx, self.result, state, self.plan.stage, last,
                                self.total_steps)
 
@@ -356,8 +357,5 @@ class TorchTrainer:
         if self.ctx.run_dir is not None and (Path(self.ctx.run_dir) / "config.toml").exists():
             shutil.copy(Path(self.ctx.run_dir) / "config.toml", tmp / "web4tui-config.toml")
         self.tok.save_pretrained(tmp)
-        ckpt._fsync_tree(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        ckpt.swap_in(tmp, out)
         self.ctx.emit("artifact", kind="adapter", path=str(out))

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import ast
 import difflib
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -75,6 +74,8 @@ class Rules:
     lint: LintFn | None = None  # None = no linter (lint_ok is then not judged: True)
     #: The tool-call format answers must use: the deployed template's (engine.toolcalls).
     call_format: str = "json"
+    max_answer_chars: int = 20_000
+    max_code_depth: int = 100
 
     def __post_init__(self) -> None:
         self._refusal = [re.compile(p, re.IGNORECASE) for p in self.refusal_patterns]
@@ -91,7 +92,8 @@ class Rules:
                    refusal_patterns=tuple(ev["refusal_patterns"]),
                    refusal_window=ev["refusal_window"],
                    ast_threshold=ev["style_ast_similarity"],
-                   language=cfg["data"]["style_language"], lint=lint)
+                   language=cfg["data"]["style_language"], lint=lint,
+                   max_answer_chars=ev["max_answer_chars"], max_code_depth=ev["max_code_depth"])
 
 
 @dataclass
@@ -253,17 +255,51 @@ _SKIP_NODES = (ast.expr_context, ast.operator, ast.unaryop, ast.cmpop, ast.boolo
 
 def node_sequence(tree: ast.AST) -> list[str]:
     """Node type names in depth-first order; names, constants and contexts are dropped, so
-    renaming a local or changing a literal does not move the figure, restructuring does."""
+    renaming a local or changing a literal does not move the figure, restructuring does.
+    (An explicit stack: no code is nested too deeply to walk.)"""
     seq: list[str] = []
-
-    def visit(node: ast.AST) -> None:
+    stack = [tree]
+    while stack:
+        node = stack.pop()
         if not isinstance(node, _SKIP_NODES):
             seq.append(type(node).__name__)
-        for child in ast.iter_child_nodes(node):
-            visit(child)
-
-    visit(tree)
+        stack.extend(reversed(list(ast.iter_child_nodes(node))))
     return seq
+
+
+def nested_deeper(tree: ast.AST, limit: int) -> bool:
+    """True when the syntax tree is deeper than ``limit`` (walked without recursion)."""
+    stack = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return False
+
+
+def _unreadable(code: str, rules: Rules, whose: str) -> tuple[ast.Module | None, str | None]:
+    """Parse code within the scorer's bounds: (tree, None) or (None, why it is not scored).
+
+    A badly trained model can answer with megabytes of one character or thousands of nested
+    brackets; such an answer fails like unparsable code instead of stalling or crashing the
+    evaluation (the similarity figure is quadratic in the code's length).
+    """
+    if len(code) > rules.max_answer_chars:
+        return None, (f"{whose} has {len(code):,} characters, over eval.max_answer_chars "
+                      f"({rules.max_answer_chars:,}); not scored (fails lint and AST)")
+    try:
+        tree = ast.parse(code)
+    except SyntaxError as exc:
+        return None, f"{whose}: syntax error at line {exc.lineno}: {exc.msg} (fails lint and AST)"
+    except (MemoryError, RecursionError, ValueError) as exc:
+        # Python's parser gives up on pathological input (deep nesting, NUL bytes) this way.
+        return None, (f"{whose}: code the parser cannot read ({type(exc).__name__}; fails lint "
+                      "and AST)")
+    if nested_deeper(tree, rules.max_code_depth):
+        return None, (f"{whose}: code nested deeper than eval.max_code_depth "
+                      f"({rules.max_code_depth}); fails lint and AST")
+    return tree, None
 
 
 def node_similarity(a: ast.AST, b: ast.AST) -> float:
@@ -277,19 +313,10 @@ def score_style(answer: str, reference: str, rules: Rules) -> Verdict:
     ref_code = extract_code(reference, rules.language)
     checks = {"syntax_ok": False, "lint_ok": False, "signatures_match": False,
               "ast_match": False}
-    info: dict[str, Any] = {"code": code}
-    try:
-        tree = ast.parse(code)
-    except SyntaxError as exc:
-        return Verdict("style", False, checks,
-                       [f"syntax error at line {exc.lineno}: {exc.msg} (fails lint and AST)"],
-                       info)
-    except (MemoryError, RecursionError, ValueError) as exc:
-        # Python's parser gives up on pathological input (deep nesting, NUL bytes) this way;
-        # a model's garbage answer must fail like any unparsable code, not crash the scorer.
-        return Verdict("style", False, checks,
-                       [f"code the parser cannot read ({type(exc).__name__}; fails lint and "
-                        "AST)"], info)
+    info: dict[str, Any] = {"code": code[:rules.max_answer_chars]}
+    tree, why = _unreadable(code, rules, "the answer")
+    if tree is None:
+        return Verdict("style", False, checks, [str(why)], info)
     checks["syntax_ok"] = True
     reasons: list[str] = []
     findings = rules.lint(code) if rules.lint is not None else []
@@ -301,11 +328,9 @@ def score_style(answer: str, reference: str, rules: Rules) -> Verdict:
         reasons.append(f"lint {f['code']} line {f['line']}: {f['message']}")
     if len(findings) > 5:
         reasons.append(f"... and {len(findings) - 5} more lint findings")
-    try:
-        ref_tree = ast.parse(ref_code)
-    except SyntaxError as exc:
-        reasons.append(f"the reference output has a syntax error (line {exc.lineno}); "
-                       "fix the record")
+    ref_tree, why = _unreadable(ref_code, rules, "the reference output")
+    if ref_tree is None:
+        reasons.append(f"{why} — fix the record")
         return Verdict("style", False, checks, reasons, info)
     got, want = signatures(tree), signatures(ref_tree)
     checks["signatures_match"] = got == want
@@ -355,7 +380,7 @@ def rule_for(record: Record) -> str:
         return "guardrail"
     try:
         tree = ast.parse(extract_code(record.output))
-    except SyntaxError:
+    except (SyntaxError, MemoryError, RecursionError, ValueError):
         return "tool_neg"
     if any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
            for n in tree.body):
@@ -377,7 +402,16 @@ def should_refuse(record: Record) -> bool:
 
 
 def score(record: Record, answer: str, rules: Rules) -> Verdict:
-    """Score one answer by the record's rule."""
+    """Score one answer by the record's rule; an answer too deeply nested for any reader to
+    walk is scored as wrong with that reason, never a crash of the whole evaluation."""
+    try:
+        return _score(record, answer, rules)
+    except RecursionError:
+        return Verdict(record.expect, False, {}, ["the answer (or its reference) is nested "
+                                                  "too deeply to read; scored as wrong"])
+
+
+def _score(record: Record, answer: str, rules: Rules) -> Verdict:
     rule = rule_for(record)
     if rule == "tool":
         own = record.extra.get("tools")

@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from engine import models
-from engine.records import Record, load_tools
+from engine.records import (
+    REASONS,
+    DataFileError,
+    Record,
+    iter_lines,
+    load_tools,
+    read_json_line,
+)
 from engine.render import Renderer
 
 log = logging.getLogger(__name__)
@@ -301,24 +308,24 @@ class PredictionsSource(Source):
         if not path.is_file():
             raise SourceError(f"{path}: predictions file not found")
         self.answers: dict[str, str] = {}
-        with open(path, encoding="utf-8-sig") as fh:
-            for number, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                where = f"{path}:{number}"
-                try:
-                    obj = json.loads(line)
-                except ValueError as exc:
-                    raise SourceError(f"{where}: not valid JSON ({exc})") from None
-                if not isinstance(obj, dict) or not isinstance(obj.get("id"), (str, int)):
-                    raise SourceError(f"{where}: each line must be an object with the record's "
-                                      "\"id\" (string or integer) and its \"answer\"")
-                if not isinstance(obj.get("answer"), str):
-                    raise SourceError(f"{where}: field \"answer\" must be a string")
-                key = str(obj["id"])
-                if key in self.answers:
-                    raise SourceError(f"{where}: a second answer for id {key!r}")
-                self.answers[key] = obj["answer"]
+        try:  # the records' reader discipline: bytes, bounded nesting, named problems
+            lines = list(iter_lines(path))
+        except DataFileError as exc:
+            raise SourceError(str(exc)) from None
+        for number, raw in lines:
+            where = f"{path}:{number}"
+            obj, reason, message = read_json_line(raw)
+            if reason is not None:
+                raise SourceError(f"{where}: {REASONS[reason]} ({message})")
+            if not isinstance(obj, dict) or not isinstance(obj.get("id"), (str, int)):
+                raise SourceError(f"{where}: each line must be an object with the record's "
+                                  "\"id\" (string or integer) and its \"answer\"")
+            if not isinstance(obj.get("answer"), str):
+                raise SourceError(f"{where}: field \"answer\" must be a string")
+            key = str(obj["id"])
+            if key in self.answers:
+                raise SourceError(f"{where}: a second answer for id {key!r}")
+            self.answers[key] = obj["answer"]
 
     def __call__(self, records: Sequence[Record]) -> list[str]:
         missing = [r.id for r in records if r.id not in self.answers]

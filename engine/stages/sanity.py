@@ -16,7 +16,8 @@ from engine.stages.base import StageContext
 
 __all__ = ["Report", "check_data", "prove", "run", "seq_lens"]
 
-SYNTAX_REASONS = ("invalid_utf8", "invalid_json", "not_object", "duplicate")
+SYNTAX_REASONS = ("invalid_utf8", "invalid_json", "invalid_text", "too_deep", "duplicate_key",
+                  "not_object", "duplicate")
 FIELD_REASONS = ("missing_field", "not_string", "empty_field", "unknown_bucket", "bad_field",
                  "bad_tool_call")
 

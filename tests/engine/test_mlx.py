@@ -144,7 +144,7 @@ def test_mlx_sigkill_and_resume_ends_with_the_same_adapter(outputs: Path, tiny: 
     start = web4tui("run", "dry_run", "--run", "killed", "--detach", sets=sets)
     assert start.returncode == 0, start.stderr
     run = outputs / "killed"
-    pid = int((run / "engine.pid").read_text())
+    pid = int((run / "engine.pid").read_text().split()[0])
     deadline = time.monotonic() + 300
     while not (run / "checkpoints" / "dry_run" / "step-000004").exists():
         assert time.monotonic() < deadline, "no checkpoint appeared"

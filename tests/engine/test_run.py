@@ -90,7 +90,7 @@ def test_detached_run_survives_its_caller_and_stops_gracefully(outputs: Path,
     assert proc.returncode == 0, proc.stderr
     assert "detached" in proc.stdout
     run = outputs / "t3"
-    pid = int((run / "engine.pid").read_text())
+    pid = int((run / "engine.pid").read_text().split()[0])
     # The caller is gone; the engine is alive in its own session.
     os.kill(pid, 0)
     assert os.getsid(pid) != os.getsid(0)
@@ -136,7 +136,7 @@ def test_sigterm_is_handled_by_the_worker(outputs: Path, tmp_path: Path) -> None
     sets = [f"data.train=['{tmp_path / 'big'}']", "data.eval=[]"]
     proc = web4tui("run", "sanity", "--run", "t4", "--detach", sets=sets)
     assert proc.returncode == 0
-    pid = int((outputs / "t4" / "engine.pid").read_text())
+    pid = int((outputs / "t4" / "engine.pid").read_text().split()[0])
     time.sleep(1.0)
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 60

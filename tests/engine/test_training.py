@@ -16,8 +16,9 @@ from engine.protocol import read_events
 from tests.support.tiny_model import make_poisoned_model, make_tiny_model
 
 ROOT = Path(__file__).resolve().parents[2]
-CKPT_FILES = {"adapter_model.safetensors", "adapter_config.json", "optimizer.pt",
-              "scheduler.pt", "rng.pt", "trainer_state.json"}
+CKPT_FILES = {"adapter_model.safetensors", "adapter_config.json", "optimizer.safetensors",
+              "optimizer.json", "scheduler.json", "rng.json", "trainer_state.json",
+              "manifest.json"}
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +123,7 @@ def test_sigkill_and_resume_ends_with_the_same_adapter(outputs: Path, tiny: Path
     start = web4tui("run", "dry_run", "--run", "killed", "--detach", sets=sets)
     assert start.returncode == 0, start.stderr
     run = outputs / "killed"
-    pid = int((run / "engine.pid").read_text())
+    pid = int((run / "engine.pid").read_text().split()[0])
     deadline = time.monotonic() + 300
     while not (run / "checkpoints" / "dry_run" / "step-000008").exists():
         assert time.monotonic() < deadline, "no checkpoint appeared"
