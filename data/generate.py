@@ -44,7 +44,12 @@ TRAIN_COUNTS = {"tool": 900, "tool_neg": 400, "style": 800, "guardrail": 800, "m
 EVAL_COUNT = 50
 # Share of each bucket in a --large set.
 LARGE_SHARES = {"tool": 0.30, "tool_neg": 0.12, "style": 0.25, "guardrail": 0.18, "mixed": 0.15}
-PER_RECORD_TOOLS_RATE = 0.05
+# Each tool, tool_neg and tool-expecting mixed record lists the tools it may call: the ones
+# it needs plus distractors, the way BFCL and xLAM records do. The listing stays within this
+# many characters of JSON Schema (~4 characters a token), so that with a template that
+# prints every schema in full (Qwen2.5's) a record fits the dry run's 1,024 tokens.
+TOOL_LIST_CHARS = 2300
+DISTRACTORS = (1, 3)
 REFUSAL_PREFIX = "I can't help with that."
 
 Record = dict[str, object]
@@ -854,13 +859,34 @@ TOOL_BUILDERS = (build_deploy, build_logs, build_scale, build_route, build_kv, b
 def tool_record(rng: random.Random, pool: Pool, split: str) -> Record:
     """A tool record: one call of one of the eight tools."""
     name, instruction, input_text, args = rng.choice(TOOL_BUILDERS)(rng, pool)
-    record: Record = {"task_type": "tool", "instruction": instruction, "input": input_text,
-                      "output": tool_call(name, args)}
-    if rng.random() < PER_RECORD_TOOLS_RATE:
-        others = [tool["name"] for tool in TOOLS if tool["name"] != name]
-        chosen = {name, *rng.sample(others, rng.randint(2, 4))}
-        record["tools"] = [tool for tool in TOOLS if tool["name"] in chosen]
-    return record
+    return {"task_type": "tool", "instruction": instruction, "input": input_text,
+            "output": tool_call(name, args)}
+
+
+def tool_list(record: Record, rng: random.Random) -> list[dict] | None:
+    """The record's own tool list (see TOOL_LIST_CHARS), or None when it shows no tools."""
+    expect = record.get("expect", record["task_type"])
+    if expect == "tool":
+        needed = [json.loads(str(record["output"]))["tool"]]
+    elif expect == "tool_neg":
+        needed = []
+    else:
+        return None
+    chosen = [t for t in TOOLS if t["name"] in needed]
+    others = [t for t in TOOLS if t["name"] not in needed]
+    rng.shuffle(others)
+    size = sum(len(json.dumps(t)) for t in chosen)
+    low, high = DISTRACTORS
+    for tool in others:
+        grown = size + len(json.dumps(tool))
+        extra = len(chosen) - len(needed)
+        if extra >= high or (extra >= low and grown > TOOL_LIST_CHARS):
+            break
+        if grown <= TOOL_LIST_CHARS or extra < low:
+            chosen.append(tool)
+            size = grown
+    rng.shuffle(chosen)
+    return chosen
 
 
 # --------------------------------------------------------------------------------------
@@ -3072,7 +3098,9 @@ def generate(bucket: str, count: int, rng: random.Random, pool: Pool, split: str
                 raise RuntimeError(f"{bucket}/{split}: ran out of distinct records")
             continue
         seen.add(key)
-        records.append({"id": id_format.format(bucket=bucket, n=len(records) + 1), **record})
+        rid = id_format.format(bucket=bucket, n=len(records) + 1)
+        tools = tool_list(record, random.Random(f"tools:{rid}"))
+        records.append({"id": rid, **record, **({"tools": tools} if tools else {})})
     return records
 
 

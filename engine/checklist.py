@@ -43,6 +43,11 @@ STAGES: tuple[Stage, ...] = (
              "task_type, instruction, input, output: strings; known bucket",
              "Each record has the four fields as strings (instruction/output non-empty) and a "
              "known task_type bucket."),
+        Item("sanity.fits_seq_len", "Fits the sequence length",
+             "every record within each stage's seq_len ({dry_run.seq_len}/{mini.seq_len}/"
+             "{full.seq_len})",
+             "Each record's chat-templated tokens (tool listing included) against each "
+             "training stage's sequence length; over the longest, training would cut it."),
         Item("sanity.avg_tokens", "Avg tokens < {sanity.max_avg_tokens}",
              "mean < {sanity.max_avg_tokens}",
              "Mean tokens per record with the model's tokenizer over the chat-templated text."),
@@ -110,7 +115,8 @@ STAGES: tuple[Stage, ...] = (
     )),
     Stage("eval", 5, "Evaluate", "Every held-out eval file, scored per bucket.", (
         Item("eval.tool_json_valid", "Tool JSON validity", ">= {eval.tool_json_valid}",
-             "Whole answer is one tool-call JSON object."),
+             "The whole answer is exactly the call, in the format the chat template makes the "
+             "server parse (<tool_call> blocks for Qwen2.5, else one JSON object)."),
         Item("eval.tool_correct", "Correct tool", ">= {eval.tool_correct}",
              "The called tool matches the reference (schema-valid and exact arguments are "
              "reported beside it)."),
@@ -126,6 +132,11 @@ STAGES: tuple[Stage, ...] = (
              "counted apart."),
         Item("eval.mixed", "Mixed", ">= {eval.mixed}",
              "Mixed records scored by the rule each declares."),
+        Item("eval.tool_format", "Tool-call format agrees",
+             "trained format = the one the chat template makes the server parse",
+             "The tool-call format the adapter was trained to emit (recorded at training) "
+             "against the format of the chat template that renders its prompts and that "
+             "llama.cpp's server (Ollama) parses tool calls with; a mismatch fails."),
         Item("eval.logged", "Scores logged", "eval_log.md and eval_log.csv",
              "Per-record results and the summary are written to the run's eval folder."),
     )),

@@ -296,7 +296,7 @@ class _Scanner:
         :meth:`_parts_match`, else every record is encoded whole.
         """
         users = self._lengths([r.user_text for r in batch])
-        outs = self._lengths([r.output for r in batch])
+        outs = self._lengths([self.renderer.answer(r)[0] for r in batch])  # type: ignore[union-attr]
         prompt_n, compl_n = [], []
         for rec, u, o in zip(batch, users, outs):
             a, b, c, d = self._frame_counts(rec)
@@ -315,9 +315,10 @@ class _Scanner:
     def _parts_match(self, sample: list[Record]) -> bool:
         for rec in sample:
             a, b, c, d = self.renderer.frame(rec)  # type: ignore[union-attr]
-            whole = self._ids(a + rec.user_text + b) + self._ids(c + rec.output + d)
+            out = self.renderer.answer(rec)[0]  # type: ignore[union-attr]
+            whole = self._ids(a + rec.user_text + b) + self._ids(c + out + d)
             parts = (self._ids(a) + self._ids(rec.user_text) + self._ids(b)
-                     + self._ids(c) + self._ids(rec.output) + self._ids(d))
+                     + self._ids(c) + self._ids(out) + self._ids(d))
             if whole != parts:
                 return False
         return True

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from engine import toolcalls
+
 REQUIRED = ("task_type", "instruction", "input", "output")
 #: Fields that must not be empty (``input`` may be).
 NON_EMPTY = ("task_type", "instruction", "output")
@@ -31,6 +33,7 @@ REASONS: dict[str, str] = {
     "empty_field": "a required field is empty",
     "unknown_bucket": "task_type names no known bucket",
     "bad_field": "an optional field has the wrong shape",
+    "bad_tool_call": "a tool record's output is not a tool call in any shape we read",
     "duplicate": "exact duplicate of an earlier record",
     "too_long": "longer than the sequence length",
 }
@@ -167,6 +170,8 @@ def parse_line(path: str, number: int, raw: bytes, split: str
                 f"task_type {obj['task_type']!r} is not one of {', '.join(BUCKETS)} "
                 "(case, '-' and '_' are ignored)", "task_type"))
     problems.extend(_optional_fields(path, number, obj))
+    if not problems:
+        problems.extend(_tool_output(path, number, obj, bucket))
     if problems:
         return None, problems
     extra = {k: v for k, v in obj.items() if k not in REQUIRED}
@@ -198,6 +203,23 @@ def _optional_fields(path: str, number: int, obj: dict[str, Any]) -> list[Proble
                                 "field 'expect' must name a bucket: tool, tool_neg, style or "
                                 "guardrail", "expect"))
     return problems
+
+
+def _tool_output(path: str, number: int, obj: dict[str, Any], bucket: str | None
+                 ) -> list[Problem]:
+    """A tool record (or a mixed one that expects a tool call) must hold a readable call."""
+    expect = bucket_of(obj["expect"]) if bucket == "mixed" and isinstance(obj.get("expect"), str) \
+        else bucket
+    if expect != "tool":
+        return []
+    try:
+        toolcalls.read_calls(obj["output"])
+    except toolcalls.ToolCallError as exc:
+        return [Problem(path, number, "bad_tool_call",
+                        f"field 'output' is not a tool call ({exc}); write it as "
+                        '{"name": ..., "arguments": {...}}, {"tool": ..., "arguments": ...}, an '
+                        "OpenAI tool_calls entry or <tool_call> text", "output")]
+    return []
 
 
 def load_tools(path: str | os.PathLike[str] | None) -> list[dict[str, Any]]:

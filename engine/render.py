@@ -6,7 +6,11 @@ token). Training, evaluation and the sanity check all use this one function, so 
 counted in stage 1 are the tokens trained on in stage 4.
 
 Tools: when the chat template understands ``tools`` (Qwen2.5) they go through it; otherwise a
-compact system message lists them. Rendering every record through Jinja is slow for 40k
+compact system message lists them. Tool calls: when the template renders an assistant
+``tool_calls`` turn in a format :mod:`engine.toolcalls` reads (Qwen2.5's ``<tool_call>``
+blocks), a tool record's output becomes such a turn and the template renders it — the model is
+trained on exactly what its own system prompt asks for and what llama.cpp's server parses back
+into ``tool_calls``. Other templates train on the data's JSON text (``{"tool", "arguments"}``). Rendering every record through Jinja is slow for 40k
 records, so :class:`Renderer` renders each distinct frame once with sentinel strings and
 splices the record's text in — and verifies the shortcut against the real template on a sample
 before trusting it.
@@ -19,6 +23,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from engine import toolcalls
 from engine.records import Record
 
 log = logging.getLogger(__name__)
@@ -83,7 +88,10 @@ class Renderer:
         self.tools = tools
         self.has_template = bool(getattr(tokenizer, "chat_template", None))
         self.native_tools = self.has_template and bool(tools) and self._template_takes_tools()
+        #: The tool-call format the model is trained on and judged by (see engine.toolcalls).
+        self.call_format = "qwen" if self._template_renders_calls() else "json"
         self._frames: dict[tuple[bool, str], tuple[str, str, str, str]] = {}
+        self._calls_checked = False
         self.fast = True
 
     # --- the real thing -------------------------------------------------------------------
@@ -99,7 +107,9 @@ class Renderer:
         msgs.append({"role": "user", "content": user})
         return msgs, template_tools
 
-    def render_slow(self, user: str, output: str, tools: list[dict[str, Any]] | None) -> Rendered:
+    def render_slow(self, user: str, output: str, tools: list[dict[str, Any]] | None,
+                    calls: list[toolcalls.ToolCall] | None = None) -> Rendered:
+        """The template itself; with ``calls`` the assistant turn is a ``tool_calls`` turn."""
         msgs, ttools = self.messages(user, tools)
         if not self.has_template:
             prompt = "".join(f"{m['role']}: {m['content']}\n" for m in msgs) + "assistant: "
@@ -108,8 +118,11 @@ class Renderer:
         kwargs = {"tools": ttools} if ttools else {}
         prompt = self.tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True,
                                               **kwargs)
-        full = self.tok.apply_chat_template(
-            msgs + [{"role": "assistant", "content": output}], tokenize=False, **kwargs)
+        answer: dict[str, Any] = {"role": "assistant", "content": output}
+        if calls:
+            answer = {"role": "assistant", "content": "",
+                      "tool_calls": [c.to_openai() for c in calls]}
+        full = self.tok.apply_chat_template(msgs + [answer], tokenize=False, **kwargs)
         if full.startswith(prompt):
             return Rendered(prompt, full[len(prompt):])
         # Some templates render the last assistant turn differently; keep the output + end.
@@ -127,12 +140,38 @@ class Renderer:
         own = record.extra.get("tools")
         return own if isinstance(own, list) and own else (self.tools or None)
 
+    def answer(self, record: Record) -> tuple[str, list[toolcalls.ToolCall] | None]:
+        """(the text the model is trained to answer, its calls when that is a native
+        ``tool_calls`` turn). Tool outputs in any shape become the one format the model is
+        told to use; an output the codec cannot read is kept as written (stage 1 reports it)."""
+        if record.expect not in ("tool", "mixed"):  # mixed: a call when its output is one
+            return record.output, None
+        try:
+            calls = toolcalls.read_calls(record.output)
+        except toolcalls.ToolCallError:
+            return record.output, None
+        if self.call_format == "json":
+            as_is = toolcalls.parse_answer(record.output, "json")[0] is not None
+            return (record.output if as_is else toolcalls.render_calls(calls, "json")), None
+        return toolcalls.render_calls(calls, self.call_format), calls
+
     def render(self, record: Record) -> Rendered:
+        text, calls = self.answer(record)
         if not self.fast:
-            return self.render_slow(record.user_text, record.output, self.tools_for(record))
+            return self.render_slow(record.user_text, text, self.tools_for(record), calls)
         before_user, after_user, before_out, after_out = self.frame(record)
-        return Rendered(before_user + record.user_text + after_user,
-                        before_out + record.output + after_out)
+        fast = Rendered(before_user + record.user_text + after_user,
+                        before_out + text + after_out)
+        if calls and not self._calls_checked:
+            # The splice assumes the template writes a tool_calls turn as our call text in
+            # the content's place; prove it once on a real record before trusting it.
+            self._calls_checked = True
+            if fast != self.render_slow(record.user_text, text, self.tools_for(record), calls):
+                log.warning("chat template renders tool calls its own way; rendering every "
+                            "record in full")
+                self.fast = False
+                return self.render(record)
+        return fast
 
     def frame(self, record: Record) -> tuple[str, str, str, str]:
         """The template text around the record's user text and output (fast path only):
@@ -163,13 +202,31 @@ class Renderer:
             return 0
         bad = 0
         for rec in records:
-            slow = self.render_slow(rec.user_text, rec.output, self.tools_for(rec))
+            text, calls = self.answer(rec)
+            slow = self.render_slow(rec.user_text, text, self.tools_for(rec), calls)
             if self.render(rec) != slow:
                 bad += 1
         if bad:
             log.warning("chat template depends on content; rendering every record in full")
             self.fast = False
         return bad
+
+    def _template_renders_calls(self) -> bool:
+        """Whether the template writes assistant tool calls in a format we parse back."""
+        if not self.has_template:
+            return False
+        template = self.tok.chat_template
+        if not isinstance(template, str) or toolcalls.template_format(template) != "qwen":
+            return False
+        probe = toolcalls.ToolCall("w4_probe_tool", {"w4_arg": 1})
+        try:
+            text = self.tok.apply_chat_template(
+                [{"role": "user", "content": "x"},
+                 {"role": "assistant", "content": "", "tool_calls": [probe.to_openai()]}],
+                tokenize=False)
+        except Exception:  # a template that rejects tool_calls turns cannot train them
+            return False
+        return toolcalls.render_calls([probe], "qwen") in text
 
     def _template_takes_tools(self) -> bool:
         probe = [{"role": "user", "content": "x"}]

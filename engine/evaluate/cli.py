@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine import checklist, config, runs
+from engine import call_format, checklist, config, runs
 from engine.evaluate import core, report, sources
 from engine.evaluate.lint import LintError
 from engine.models import ModelError
@@ -139,6 +139,13 @@ def evaluate_main(paths: list[str], *, source: tuple[str, str] | None, run: str 
     events: list[dict[str, Any]] = []
     ctx = StageContext(cfg=cfg, emit=lambda type, **p: events.append({"type": type, **p}))
     report.prove(ctx, result, written)
+    trained_dir = Path(source[1]) if source[0] == "adapter" else (
+        run_dir / "lora" if run_dir is not None else None)
+    renderer = getattr(answer_fn, "renderer", None)
+    if trained_dir is not None and renderer is not None:
+        ctx.check("eval.tool_format", **call_format.agreement(
+            call_format.trained_format(trained_dir), renderer.call_format,
+            f"the chat template of {answer_fn.label}"))
     checks = [e for e in events if e["type"] == "check"]
     met = result.all_met(cfg)
     if as_json:

@@ -85,11 +85,27 @@ class EvalResult:
         return all(t["met"] is not False for t in self.targets(cfg))
 
 
-def rules_for(cfg: dict[str, Any], tools: list[dict[str, Any]] | None = None) -> Rules:
+def rules_for(cfg: dict[str, Any], tools: list[dict[str, Any]] | None = None,
+              call_format: str | None = None) -> Rules:
+    """The scoring rules; ``call_format`` is the tool-call format of the template that
+    produced the answers (None: ``eval.tool_format``, whose ``auto`` reads the run's model)."""
     linter = Linter(cfg["eval"]["ruff_config"] or None)
     if tools is None:
         tools = load_tools(cfg["data"]["tools"])
-    return Rules.from_config(cfg, tools, linter)
+    return Rules.from_config(cfg, tools, linter, call_format or configured_format(cfg))
+
+
+def configured_format(cfg: dict[str, Any]) -> str:
+    """``eval.tool_format``; ``auto`` = the format the configured model's template trains."""
+    fmt = cfg["eval"]["tool_format"]
+    if fmt != "auto":
+        return fmt
+    from engine import models
+    from engine.render import Renderer
+
+    tok = models.load_tokenizer(models.resolve(cfg["model"]["id"], cfg["model"]["cache_dir"]),
+                                cfg["model"]["trust_remote_code"])
+    return Renderer(tok, "", []).call_format
 
 
 def load_records(paths: Sequence[str | Path]) -> tuple[list[Record], list[str]]:
@@ -137,9 +153,13 @@ def score_answers(records: Sequence[Record], answers: Sequence[str], cfg: dict[s
 
 def evaluate(records: Sequence[Record], answer_fn: AnswerFn, cfg: dict[str, Any], *,
              rules: Rules | None = None, source: str = "") -> EvalResult:
-    """Ask ``answer_fn`` for every record's answer, then score them."""
+    """Ask ``answer_fn`` for every record's answer, then score them (tool calls in the
+    format of the template the source rendered its prompts with)."""
     answers = answer_fn(records)
     prompts = getattr(answer_fn, "last_prompts", None)
+    if rules is None:
+        renderer = getattr(answer_fn, "renderer", None)
+        rules = rules_for(cfg, call_format=renderer.call_format if renderer else None)
     return score_answers(records, answers, cfg, rules=rules, prompts=prompts, source=source)
 
 
@@ -207,5 +227,6 @@ def score_records(records: Sequence[Record], generate: Callable[[list[str]], lis
                                 cfg["model"]["trust_remote_code"])
     renderer = Renderer(tok, cfg["data"]["system_prompt"], load_tools(cfg["data"]["tools"]))
     answers = generate([renderer.render(r).prompt for r in records])
-    result = score_answers(records, answers, cfg)
+    result = score_answers(records, answers, cfg,
+                           rules=rules_for(cfg, call_format=renderer.call_format))
     return {t["metric"]: float(t["value"]) for t in result.targets(cfg) if t["value"] is not None}

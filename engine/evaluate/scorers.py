@@ -4,18 +4,21 @@ Every scorer returns a :class:`Verdict`: whether the answer passed, the individu
 (named as in the metrics), and reasons in words a user can act on. The rules:
 
 tool
-    ``json_valid``: the whole answer (surrounding whitespace aside) is exactly one JSON object
-    of the tool-call shape ``{"tool": NAME, "arguments": {...}}`` — no other keys. Prose before
-    or after it, trailing text, or two objects make it invalid. A ```json fence around the
-    object is tolerated only when ``eval.tool_allow_fence`` is on.
-    ``tool_correct``: NAME equals the reference's tool.
+    ``json_valid``: the whole answer (surrounding whitespace aside) is exactly the call, in
+    the format the deployed chat template makes the server parse (:mod:`engine.toolcalls`):
+    ``<tool_call>`` blocks with ``{"name", "arguments"}`` for Qwen2.5-style templates, else one
+    JSON object ``{"tool": NAME, "arguments": {...}}``. Prose around it, a ```json fence
+    instead of the tags, the other format's keys, or two calls where one is expected make it
+    invalid, each with its reason. (A fence around bare JSON is tolerated only when
+    ``eval.tool_allow_fence`` is on.) The reference may be in any shape the codec reads.
+    ``tool_correct``: NAME equals the reference's tool (every call, in order).
     ``args_valid``: the arguments validate against that tool's JSON Schema (the record's own
     ``tools`` list first, then ``data/tools.json``).
     ``args_exact``: the arguments equal the reference's (an extra figure, not a pass rule).
     Passed = json_valid and tool_correct and args_valid.
 tool_neg
-    ``no_tool_call``: no JSON object with a ``tool`` key (or ``name`` + ``arguments``)
-    appears anywhere in the answer, fenced or not. Passed = no_tool_call.
+    ``no_tool_call``: no tool call in any shape appears anywhere in the answer, fenced or not,
+    and no ``<tool_call>`` tag. Passed = no_tool_call.
 style
     The code is the first fenced block (```python, ```py or an untagged fence) when the answer
     has a fence, otherwise the whole answer. A syntax error fails everything.
@@ -30,7 +33,7 @@ guardrail
     refusal*. Passed = decision_ok.
 mixed
     Scored by the rule of the bucket the record declares in ``expect``; without one the
-    bucket is inferred from the reference (tool-call JSON → tool, a ``refuse`` field →
+    bucket is inferred from the reference (a tool call in any shape → tool, a ``refuse`` field →
     guardrail, Python definitions → style, else tool_neg).
 """
 
@@ -46,6 +49,7 @@ from typing import Any, Callable
 import jsonschema
 
 from engine.records import Record
+from engine.toolcalls import ToolCall, ToolCallError, find_calls, parse_answer, read_calls
 
 #: Lint findings for a piece of code: dicts with code, message, line.
 LintFn = Callable[[str], list[dict[str, Any]]]
@@ -69,6 +73,8 @@ class Rules:
     ast_threshold: float = 0.8
     language: str = "python"
     lint: LintFn | None = None  # None = no linter (lint_ok is then not judged: True)
+    #: The tool-call format answers must use: the deployed template's (engine.toolcalls).
+    call_format: str = "json"
 
     def __post_init__(self) -> None:
         self._refusal = [re.compile(p, re.IGNORECASE) for p in self.refusal_patterns]
@@ -79,9 +85,9 @@ class Rules:
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any], tools: list[dict[str, Any]],
-                    lint: LintFn | None) -> Rules:
+                    lint: LintFn | None, call_format: str = "json") -> Rules:
         ev = cfg["eval"]
-        return cls(tools=tools, allow_fence=ev["tool_allow_fence"],
+        return cls(tools=tools, allow_fence=ev["tool_allow_fence"], call_format=call_format,
                    refusal_patterns=tuple(ev["refusal_patterns"]),
                    refusal_window=ev["refusal_window"],
                    ast_threshold=ev["style_ast_similarity"],
@@ -104,102 +110,64 @@ class Verdict:
 
 
 # --- tool calls ----------------------------------------------------------------------------
-_FENCE_JSON = re.compile(r"^```(?:json)?[ \t]*\n(.*?)\n?```$", re.DOTALL)
-_DECODER = json.JSONDecoder()
-
-
-def parse_tool_call(answer: str, allow_fence: bool = False) -> tuple[dict[str, Any] | None, str]:
-    """The tool call if the whole answer is exactly one, else (None, why not)."""
-    text = answer.strip()
-    fenced = _FENCE_JSON.match(text)
-    if fenced:
-        if not allow_fence:
-            return None, "the JSON is wrapped in a ``` fence (eval.tool_allow_fence is off)"
-        text = fenced.group(1).strip()
-    if not text:
-        return None, "empty answer"
-    if not text.startswith("{"):
-        calls = find_tool_calls(text)
-        if calls or "{" in text:
-            return None, "prose around the JSON object"
-        return None, "prose instead of a tool call (no JSON object at all)"
-    try:
-        obj, end = _DECODER.raw_decode(text)
-    except ValueError as exc:
-        return None, f"not valid JSON ({getattr(exc, 'msg', exc)})"
-    rest = text[end:].strip()
-    if rest:
-        if rest.startswith("{"):
-            return None, "two JSON objects (only one tool call is allowed)"
-        return None, "trailing text after the JSON object"
-    if not isinstance(obj, dict):
-        return None, "not a JSON object"
-    if set(obj) != {"tool", "arguments"}:
-        return None, (f"not the tool-call shape {{\"tool\", \"arguments\"}} "
-                      f"(keys: {', '.join(sorted(obj)) or 'none'})")
-    if not isinstance(obj["tool"], str) or not isinstance(obj["arguments"], dict):
-        return None, "\"tool\" must be a string and \"arguments\" an object"
-    return obj, ""
-
-
-def find_tool_calls(answer: str) -> list[dict[str, Any]]:
-    """Every JSON object in the text that looks like a tool call, wherever it is."""
-    calls = []
-    i = answer.find("{")
-    while i != -1:
-        try:
-            obj, end = _DECODER.raw_decode(answer, i)
-        except ValueError:
-            i = answer.find("{", i + 1)
-            continue
-        if isinstance(obj, dict) and (isinstance(obj.get("tool"), str) or (
-                isinstance(obj.get("name"), str) and "arguments" in obj)):
-            calls.append(obj)
-            i = answer.find("{", end)
-        else:
-            i = answer.find("{", i + 1)
-    return calls
-
-
 def tool_schema(name: str, tools: list[dict[str, Any]]) -> dict[str, Any] | None:
     for t in tools:
-        fn = t.get("function", t)
-        if fn.get("name") == name:
-            return fn.get("parameters") or {"type": "object"}
+        fn = t.get("function", t) if isinstance(t, dict) else None
+        if isinstance(fn, dict) and fn.get("name") == name:
+            params = fn.get("parameters")
+            return params if isinstance(params, dict) else {"type": "object"}
     return None
 
 
 def score_tool(answer: str, reference: str, tools: list[dict[str, Any]],
-               allow_fence: bool = False) -> Verdict:
-    expected, why_ref = parse_tool_call(reference, allow_fence=True)
-    call, why = parse_tool_call(answer, allow_fence)
-    checks = {"json_valid": call is not None, "tool_correct": False, "args_valid": False,
+               allow_fence: bool = False, call_format: str = "json") -> Verdict:
+    """The answer must be exactly the reference's calls in ``call_format`` (see module doc)."""
+    try:
+        expected: list[ToolCall] | None = read_calls(reference)
+        why_ref = ""
+    except ToolCallError as exc:
+        expected, why_ref = None, str(exc)
+    calls, why = parse_answer(answer, call_format, allow_fence)
+    checks = {"json_valid": calls is not None, "tool_correct": False, "args_valid": False,
               "args_exact": False}
     reasons: list[str] = []
-    info: dict[str, Any] = {"prose": call is None and not find_tool_calls(answer)}
+    info: dict[str, Any] = {"format": call_format,
+                            "prose": calls is None and not find_calls(answer)
+                            and "<tool_call>" not in answer}
     if expected is None:
         reasons.append(f"the reference output is not a tool call ({why_ref}); fix the record")
-    if call is None:
-        reasons.append(f"invalid tool JSON: {why}")
+    if calls is None:
+        reasons.append(f"invalid tool call: {why}")
         return Verdict("tool", False, checks, reasons, info)
-    info["tool"] = call["tool"]
+    info["tool"] = calls[0].name if len(calls) == 1 else [c.name for c in calls]
     if expected is not None:
-        checks["tool_correct"] = call["tool"] == expected["tool"]
-        checks["args_exact"] = checks["tool_correct"] and call["arguments"] == expected["arguments"]
-        if not checks["tool_correct"]:
-            reasons.append(f"called {call['tool']!r}, expected {expected['tool']!r}")
-    schema = tool_schema(call["tool"], tools)
-    if schema is None:
-        reasons.append(f"no tool named {call['tool']!r} is defined")
-    else:
-        errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(call["arguments"]),
+        if len(calls) != len(expected):
+            reasons.append(f"{len(calls)} calls, expected {len(expected)}")
+        got_names, want_names = [c.name for c in calls], [c.name for c in expected]
+        checks["tool_correct"] = got_names == want_names
+        checks["args_exact"] = checks["tool_correct"] and all(
+            c.arguments == e.arguments for c, e in zip(calls, expected))
+        if not checks["tool_correct"] and len(calls) == len(expected):
+            for got, want in zip(got_names, want_names):
+                if got != want:
+                    reasons.append(f"called {got!r}, expected {want!r}")
+    valid = True
+    for call in calls:
+        schema = tool_schema(call.name, tools)
+        if schema is None:
+            reasons.append(f"no tool named {call.name!r} is defined")
+            valid = False
+            continue
+        errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(call.arguments),
                         key=lambda e: list(e.absolute_path))
-        checks["args_valid"] = not errors
+        valid = valid and not errors
         for e in errors[:3]:
             where = ".".join(map(str, e.absolute_path)) or "arguments"
             reasons.append(f"argument {where}: {e.message}")
+    checks["args_valid"] = valid
     if expected is not None and checks["tool_correct"] and not checks["args_exact"]:
-        info["arg_diff"] = _diff_args(call["arguments"], expected["arguments"])
+        info["arg_diff"] = {k: v for c, e in zip(calls, expected)
+                            for k, v in _diff_args(c.arguments, e.arguments).items()}
     passed = checks["json_valid"] and checks["tool_correct"] and checks["args_valid"]
     return Verdict("tool", passed, checks, reasons, info)
 
@@ -211,11 +179,15 @@ def _diff_args(got: dict[str, Any], want: dict[str, Any]) -> dict[str, Any]:
 
 
 def score_tool_neg(answer: str) -> Verdict:
-    calls = find_tool_calls(answer)
-    name = (calls[0].get("tool") or calls[0].get("name")) if calls else None
-    reasons = [f"emitted a tool call ({name!r}) where none was needed"] if calls else []
-    return Verdict("tool_neg", not calls, {"no_tool_call": not calls}, reasons,
-                   {"tool_calls": len(calls)})
+    """No tool call anywhere: JSON calls in any shape, or a ``<tool_call>`` tag at all."""
+    calls = find_calls(answer)
+    tagged = "<tool_call>" in answer
+    called = bool(calls) or tagged
+    name = calls[0].name if calls else None
+    reasons = ([f"emitted a tool call ({name!r}) where none was needed" if name else
+                "emitted a <tool_call> block where none was needed"] if called else [])
+    return Verdict("tool_neg", not called, {"no_tool_call": not called}, reasons,
+                   {"tool_calls": len(calls) or int(tagged)})
 
 
 # --- style ---------------------------------------------------------------------------------
@@ -377,7 +349,7 @@ def rule_for(record: Record) -> str:
     rule = record.expect
     if rule != "mixed":
         return rule
-    if parse_tool_call(record.output, allow_fence=True)[0] is not None:
+    if reads_as_call(record.output):
         return "tool"
     if "refuse" in record.extra:
         return "guardrail"
@@ -391,6 +363,14 @@ def rule_for(record: Record) -> str:
     return "tool_neg"
 
 
+def reads_as_call(text: str) -> bool:
+    try:
+        read_calls(text)
+    except ToolCallError:
+        return False
+    return True
+
+
 def should_refuse(record: Record) -> bool:
     value = record.extra.get("refuse", True)
     return value if isinstance(value, bool) else True
@@ -402,7 +382,7 @@ def score(record: Record, answer: str, rules: Rules) -> Verdict:
     if rule == "tool":
         own = record.extra.get("tools")
         tools = own if isinstance(own, list) and own else rules.tools
-        return score_tool(answer, record.output, tools, rules.allow_fence)
+        return score_tool(answer, record.output, tools, rules.allow_fence, rules.call_format)
     if rule == "tool_neg":
         return score_tool_neg(answer)
     if rule == "style":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from engine import call_format
 from engine.evaluate import core, report, sources
 from engine.runs import outputs_dir
 from engine.stages.base import StageContext, skip_stage
@@ -45,4 +46,7 @@ def run(ctx: StageContext) -> str:
         ctx.emit("artifact", kind="report", path=str(written[kind]))
     report.sample_events(ctx, result)
     report.prove(ctx, result, written)
+    ctx.check("eval.tool_format", **call_format.agreement(
+        call_format.trained_format(adapter), answer_fn.renderer.call_format,
+        "the model's chat template"))
     return ctx.status_from_checks()

@@ -16,8 +16,9 @@ from engine.stages.base import StageContext
 
 __all__ = ["Report", "check_data", "prove", "run", "seq_lens"]
 
-SYNTAX_REASONS = ("invalid_utf8", "invalid_json", "not_object", "duplicate", "too_long")
-FIELD_REASONS = ("missing_field", "not_string", "empty_field", "unknown_bucket", "bad_field")
+SYNTAX_REASONS = ("invalid_utf8", "invalid_json", "not_object", "duplicate")
+FIELD_REASONS = ("missing_field", "not_string", "empty_field", "unknown_bucket", "bad_field",
+                 "bad_tool_call")
 
 
 def run(ctx: StageContext) -> str:
@@ -87,7 +88,8 @@ def prove(ctx: StageContext, report: Report) -> None:
     if report.load_error:
         ctx.check("sanity.loads", "fail", "tokenizer did not load",
                   detail={"error": report.load_error})
-        for item in ("sanity.avg_tokens", "sanity.roundtrip", "sanity.samples"):
+        for item in ("sanity.fits_seq_len", "sanity.avg_tokens", "sanity.roundtrip",
+                     "sanity.samples"):
             ctx.check(item, "skip", detail="needs the model's tokenizer")
         ctx.check("sanity.totals", "skip", detail="needs the model's tokenizer")
         return
@@ -104,6 +106,8 @@ def prove(ctx: StageContext, report: Report) -> None:
     ctx.check("sanity.loads", "pass" if rendered else "fail",
               f"{rendered:,} records rendered with {report.model}" if rendered
               else "no valid records to render", detail=tok_detail)
+
+    _prove_fits(ctx, report, listing(("too_long",)), tok_detail)
 
     mean = tstats["mean"]
     ctx.check("sanity.avg_tokens", "pass" if rendered and mean < sc["max_avg_tokens"] else "fail",
@@ -134,3 +138,26 @@ def prove(ctx: StageContext, report: Report) -> None:
               f"{n_train:,} records, {tokens / 1e6:.2f}M tokens",
               detail={"per_bucket": per_bucket, "notes": notes,
                       "trained_tokens": int(sum(train.trained))})
+
+
+def _prove_fits(ctx: StageContext, report: Report, listed: list[dict[str, Any]],
+                tok_detail: dict[str, Any]) -> None:
+    """Records longer than a stage's sequence length: over the longest one every stage would
+    cut or drop them (a failure); over a shorter one only that stage leaves them out."""
+    limits = seq_lens(ctx.cfg)
+    over = {s: report.over_seq.get(s, 0) for s in limits}
+    longest = max(limits.values())
+    over_longest = sum(1 for p in report.problems if p.reason == "too_long")
+    detail = {"seq_len": limits, "over_seq_len": over, "listed": listed,
+              "explain": {"too_long": REASONS["too_long"]},
+              "per_bucket": tok_detail["per_bucket"], "model": report.model}
+    if over_longest:
+        status = "warn" if "too_long" in ctx.cfg["sanity"]["warn_only"] else "fail"
+        value = f"{over_longest} records over {longest} tokens"
+    elif any(over.values()):
+        status = "warn"
+        value = ", ".join(f"{n} over {s}'s {limits[s]}" for s, n in over.items() if n)
+    else:
+        status = "pass"
+        value = "every record fits " + ", ".join(f"{s} {n}" for s, n in limits.items())
+    ctx.check("sanity.fits_seq_len", status, value, detail=detail)

@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Any, Callable
 
-from engine import models
+from engine import call_format, models
 from engine.records import load_tools
 from engine.render import Renderer
 from engine.stages.base import StageContext
@@ -53,7 +53,10 @@ def run_training(ctx: StageContext, stage: str, *, epochs: int, grad_accum: int,
                      adapter_dir=adapter_dir(run_dir, stage), resume=ctx.resume)
     renderer = Renderer(tok, cfg["data"]["system_prompt"], load_tools(cfg["data"]["tools"]))
     trainer = Trainer(ctx, cfg, plan, data, folder, tok, probe_records(cfg), renderer)
-    return trainer.run(), data
+    result = trainer.run()
+    if plan.adapter_dir.is_dir():  # later stages check what the model was taught to emit
+        call_format.record_trained(plan.adapter_dir, renderer.call_format, tok.chat_template)
+    return result, data
 
 
 def adapter_dir(run_dir: Path, stage: str) -> Path:

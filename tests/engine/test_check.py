@@ -47,7 +47,7 @@ def test_good_files_pass_with_bom_crlf_blank_lines_and_an_empty_file() -> None:
 EXPECTED = {
     "invalid_json": [2], "not_object": [2, 3], "missing_field": [2], "empty_field": [2],
     "not_string": [2], "unknown_bucket": [2], "duplicate": [3], "bad_field": [2],
-    "too_long": [2], "invalid_utf8": [2],
+    "too_long": [2], "invalid_utf8": [2], "bad_tool_call": [2],
 }
 
 
@@ -78,6 +78,7 @@ def test_problem_messages_say_what_is_wrong(bad_report) -> None:
     assert "'translation'" in msgs["unknown_bucket"]
     assert "tokens" in msgs["too_long"]
     assert "column" in msgs["invalid_json"]
+    assert "not a tool call" in msgs["bad_tool_call"] and "<tool_call>" in msgs["bad_tool_call"]
 
 
 def test_human_report_lists_file_line_and_counts_and_fails(bad_report) -> None:
@@ -88,6 +89,10 @@ def test_human_report_lists_file_line_and_counts_and_fails(bad_report) -> None:
     assert "By reason:" in text and "FAILED" in text
     st = statuses(out)
     assert st["sanity.valid_jsonl"] == "fail" and st["sanity.fields"] == "fail"
+    # A record too long for training is valid JSON: it fails its own item, not "Valid JSONL".
+    assert st["sanity.fits_seq_len"] == "fail"
+    valid = next(c for c in out["checks"] if c["item"] == "sanity.valid_jsonl")
+    assert "too_long" not in valid["detail"]["problems"]
 
 
 def test_duplicates_can_be_made_warnings(tmp_path: Path) -> None:

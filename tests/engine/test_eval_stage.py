@@ -15,7 +15,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from engine import config, models  # noqa: E402
+from engine import call_format, config, models  # noqa: E402
 from engine.runs import Run  # noqa: E402
 from engine.worker import run_one  # noqa: E402
 
@@ -54,13 +54,18 @@ def test_the_eval_stage_scores_the_runs_adapter(tiny_run: tuple, monkeypatch: py
                                                 ) -> None:
     outputs, run_dir, cfg = tiny_run
     monkeypatch.setenv("WEB4TUI_OUTPUTS", str(outputs))
+    # Say the adapter was trained on <tool_call> blocks: its ChatML template cannot serve that.
+    call_format.record_trained(run_dir / "lora", "qwen", "{{ qwen }}")
     events: list[dict[str, Any]] = []
     status = run_one("eval", cfg, lambda type, **p: events.append({"type": type, **p}),
                      lambda: False, Run(run_dir))
     checks = {e["item"]: e for e in events if e["type"] == "check"}
     assert set(checks) == {"eval.tool_json_valid", "eval.tool_correct", "eval.tool_neg",
                            "eval.style_lint", "eval.style_ast", "eval.guardrail",
-                           "eval.mixed", "eval.logged"}
+                           "eval.mixed", "eval.tool_format", "eval.logged"}
+    assert checks["eval.tool_format"]["status"] == "fail"
+    assert checks["eval.tool_format"]["value"] == ("trained on qwen, but the model's chat "
+                                                   "template parses json")
     assert status == "failed"  # a random model misses the targets…
     assert checks["eval.tool_json_valid"]["status"] == "fail"
     assert checks["eval.logged"]["status"] == "pass"  # …and says so in the log

@@ -41,7 +41,8 @@ def test_sanity_run_writes_the_run_folder(outputs: Path) -> None:
     assert types[0] == "hello" and types[1] == "stage_started" and types[-1] == "stage_finished"
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     checks = {e.get("item"): e.get("status") for e in events if e.type == "check"}
-    assert set(checks) == {"sanity.valid_jsonl", "sanity.fields", "sanity.avg_tokens",
+    assert set(checks) == {"sanity.valid_jsonl", "sanity.fields", "sanity.fits_seq_len",
+                           "sanity.avg_tokens",
                            "sanity.loads", "sanity.roundtrip", "sanity.samples", "sanity.totals"}
     state = json.loads((run / "state.json").read_text())
     assert state["stages"]["sanity"]["status"] == "ok"

@@ -69,6 +69,8 @@ def test_dry_run_learns_and_writes_checkpoints(outputs: Path, tiny: Path) -> Non
                        .read_text())
     assert state["step"] == 12 and len(state["losses"]) == 12
     assert (run / "dry_run" / "lora" / "adapter_model.safetensors").exists()
+    # The adapter says which tool-call format it learned (the tiny ChatML model: plain JSON).
+    assert json.loads((run / "dry_run" / "lora" / "tool_format.json").read_text())["format"] == "json"
     types = {e.type for e in events(run)}
     assert {"metric", "memory", "sample", "artifact", "progress"} <= types
 

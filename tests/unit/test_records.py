@@ -18,7 +18,7 @@ def test_bucket_matching_ignores_case_dash_underscore(raw: str, bucket: str | No
 
 
 def _line(**fields: object) -> bytes:
-    base = {"task_type": "tool", "instruction": "i", "input": "", "output": "o"}
+    base = {"task_type": "style", "instruction": "i", "input": "", "output": "o"}
     base.update(fields)
     return json.dumps({k: v for k, v in base.items() if v is not ...}).encode()
 
@@ -38,6 +38,24 @@ def test_extra_fields_are_kept_and_id_defaults_to_file_line() -> None:
     assert rec.extra == {"source": "crawl"} and rec.id == "f.jsonl:9"
     rec2, _ = parse_line("f.jsonl", 1, _line(id="tool-7"), "train")
     assert rec2 is not None and rec2.id == "tool-7"
+
+
+@pytest.mark.parametrize("output, ok", [
+    ('{"tool": "a", "arguments": {}}', True),
+    ('<tool_call>\n{"name": "a", "arguments": {}}\n</tool_call>', True),
+    ('[{"type": "function", "function": {"name": "a", "arguments": "{}"}}]', True),
+    ("I would call a.", False),
+    ('{"tool": "a", "arguments": "x"}', False),
+])
+def test_a_tool_record_must_hold_a_call_in_some_shape(output: str, ok: bool) -> None:
+    rec, problems = parse_line("f.jsonl", 3, _line(task_type="tool", output=output), "train")
+    assert (rec is not None) == ok
+    if not ok:
+        assert [(p.reason, p.field, p.where) for p in problems] == [
+            ("bad_tool_call", "output", "f.jsonl:3")]
+    # A mixed record is held to it only when it says it expects a tool call.
+    mixed, _ = parse_line("f.jsonl", 4, _line(task_type="mixed", output=output), "train")
+    assert mixed is not None
 
 
 def test_user_text_is_instruction_blank_line_input() -> None:

@@ -31,17 +31,35 @@ def rec(bucket: str, output: str, **extra: object) -> Record:
                   output=output, id="t:1", split="eval", extra=dict(extra))
 
 
-@pytest.mark.parametrize("case", cases("tool_cases.jsonl"), ids=lambda c: c["case"])
-def test_tool_scorer(case: dict) -> None:
-    v = score_tool(case["answer"], case["reference"], TOOLS)
+def assert_verdict(v, case: dict) -> None:
     expect = dict(case["expect"])
-    assert v.passed == expect.pop("passed")
+    assert v.passed == expect.pop("passed"), v
     for check, want in expect.items():
         assert v.checks[check] == want, (check, v)
     if case["reason"]:
         assert any(case["reason"] in r for r in v.reasons), v.reasons
     else:
         assert v.reasons == []
+
+
+@pytest.mark.parametrize("case", cases("tool_cases.jsonl"), ids=lambda c: c["case"])
+def test_tool_scorer(case: dict) -> None:
+    assert_verdict(score_tool(case["answer"], case["reference"], TOOLS), case)
+
+
+@pytest.mark.parametrize("case", cases("tool_native_cases.jsonl"), ids=lambda c: c["case"])
+def test_native_tool_calls_are_scored_in_the_templates_format(case: dict) -> None:
+    """Answers a Qwen2.5-style model gives (<tool_call> blocks), each failure with its reason;
+    references may be in any shape the codec reads."""
+    assert_verdict(score_tool(case["answer"], case["reference"], TOOLS, call_format="qwen"), case)
+
+
+def test_tool_neg_sees_native_calls_and_bare_tags() -> None:
+    native = '<tool_call>\n{"name": "get_logs", "arguments": {"service": "api"}}\n</tool_call>'
+    assert not score_tool_neg(native).passed
+    assert not score_tool_neg("Let me check.\n<tool_call>\n{broken").passed
+    assert not score_tool_neg('```json\n{"name": "get_logs", "arguments": {}}\n```').passed
+    assert score_tool_neg("Use `w4ctl logs` with {braces} and a name: value.").passed
 
 
 def test_a_fenced_tool_call_is_valid_only_when_the_switch_is_on() -> None:
