@@ -104,11 +104,11 @@ def smoke(c: Any, name: str, rec: Any, *, tools: list[dict[str, Any]],
     import time
 
     from engine import toolcalls
-    from engine.deploy.server_smoke import Answer, judge
+    from engine.deploy.server_smoke import Answer, judge, openai_tools
 
     t0 = time.monotonic()
     r = c.chat(model=name, messages=[{"role": "user", "content": rec.user_text}],
-               tools=tools, stream=False,
+               tools=openai_tools(tools), stream=False,
                options={"temperature": 0, "top_k": 1, "seed": 0, "num_predict": max_tokens})
     raw = [{"function": {"name": tc.function.name, "arguments": dict(tc.function.arguments)}}
            for tc in (r.message.tool_calls or [])]

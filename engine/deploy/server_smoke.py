@@ -61,12 +61,14 @@ def _messages(spec: mf.ModelSpec, user: str) -> list[dict[str, Any]]:
 
 def ask(server: LlamaServer, spec: mf.ModelSpec, rend: Renderer, rec: Record,
         tools: list[dict[str, Any]], max_tokens: int) -> Answer:
-    """One record through the server, on the path Ollama takes for ``spec``."""
+    """One record through the server, on the path Ollama takes for ``spec``, with the tools
+    training showed for it (a record's own, else the run's)."""
+    tools = rend.tools_for(rec) or tools
     sampling = {"temperature": 0.0, "top_k": 1, "seed": 0}
     t0 = time.monotonic()
     prompt_ok = None
     if spec.native:
-        body = {"messages": _messages(spec, rec.user_text), "tools": _openai_tools(tools),
+        body = {"messages": _messages(spec, rec.user_text), "tools": openai_tools(tools),
                 **sampling, "max_tokens": max_tokens}
         rendered = server.post("/apply-template", body)["prompt"]
         prompt_ok = rendered == rend.render(rec).prompt
@@ -89,7 +91,8 @@ def ask(server: LlamaServer, spec: mf.ModelSpec, rend: Renderer, rec: Record,
     return ans
 
 
-def _openai_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def openai_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """tools.json entries in the shape chat APIs take them."""
     return [t if "function" in t else {"type": "function", "function": t} for t in tools]
 
 

@@ -268,11 +268,9 @@ class ServerSource(Source):
     def __init__(self, url: str, cfg: dict[str, Any], tokenizer: Any, *,
                  gguf: str | Path | None = None, stream_to: str | Path | None = None) -> None:
         from engine.deploy import llama_server as ls
-        from engine.toolcalls import template_format
 
         self.cfg, self.tok = cfg, tokenizer
         self.renderer = renderer_for(tokenizer, cfg)
-        self.fmt = template_format(getattr(tokenizer, "chat_template", None))
         self.stream_to = Path(stream_to) if stream_to else None
         self.server: Any = None
         if url == "auto":
@@ -320,7 +318,7 @@ class ServerSource(Source):
         if not raw:
             return content
         try:
-            calls = render_calls(read_calls(raw), self.fmt)
+            calls = render_calls(read_calls(raw), self.renderer.call_format)
         except ToolCallError:
             return content
         return f"{content.rstrip()}\n{calls}" if content.strip() else calls

@@ -161,7 +161,7 @@ def _ollama(ctx: StageContext, name: str, spec: mf.ModelSpec, rend: Renderer,
     ctx.raise_if_stopped()
     tools = load_tools(cfg["data"].get("tools"))
     try:
-        answers = [oc.smoke(client, name, rec, tools=tools,
+        answers = [oc.smoke(client, name, rec, tools=rend.tools_for(rec) or tools,
                             max_tokens=cfg["deploy"]["smoke_max_tokens"]) for rec in records]
     except Exception as exc:
         ctx.check("deploy.smoke", "fail", detail=f"Ollama at {host}: {type(exc).__name__}: {exc}")

@@ -57,7 +57,6 @@ def smoke_data(root: Path) -> tuple[Path, Path]:
 
 
 def build_deployable(root: Path, chat_template: str | None) -> Deployable:
-    from engine import toolcalls
     from engine.export import prompts
     from engine.export.convert import convert
     from engine.stages.deploy import smoke_records
@@ -69,15 +68,8 @@ def build_deployable(root: Path, chat_template: str | None) -> Deployable:
     cfg["data"]["tools"] = str(tools)
     cfg["deploy"].update({"docker": False, "ollama_host": "http://127.0.0.1:9",
                           "smoke_max_tokens": 64, "server_threads": 2})
-    rend = prompts.renderer(plain, cfg)
-    fmt = toolcalls.template_format(chat_template)
-    pairs = []
-    for rec in smoke_records(cfg):
-        if rec.expect == "tool":  # the answer in the format the template makes servers parse
-            rec = dataclasses.replace(rec, output=toolcalls.render_calls(
-                toolcalls.read_calls(rec.output), fmt))
-        r = rend.render(rec)
-        pairs.append((r.prompt, r.completion))
+    rend = prompts.renderer(plain, cfg)  # tool answers in the format the template parses
+    pairs = [(r.prompt, r.completion) for r in map(rend.render, smoke_records(cfg))]
     model = build_tiny(root / "model", "llama", hidden=64, chat_template=chat_template,
                        train=pairs)
     cfg["model"]["id"] = str(model)
