@@ -115,12 +115,13 @@ class LlamaServer:
         try:
             self.start()
         except BaseException:
-            self.stop()
+            self.__exit__()
             raise
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+        self._log.close()
 
     def start(self) -> None:
         if not self.gguf.is_file():
@@ -193,6 +194,8 @@ class LlamaServer:
             pass
 
     def log_tail(self, limit: int = 1500) -> str:
+        if self._log.closed:
+            return ""
         self._log.flush()
         self._log.seek(0, os.SEEK_END)
         size = self._log.tell()

@@ -292,7 +292,7 @@ class ServerSource(Source):
 
     def close(self) -> None:
         if self.server is not None:
-            self.server.stop()
+            self.server.__exit__()
             self.server = None
 
     def request(self, record: Record) -> dict[str, Any]:

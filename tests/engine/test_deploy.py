@@ -276,3 +276,20 @@ def test_a_bad_model_name_fails_before_anything_is_sent(qwen_run, tmp_path) -> N
         assert c["deploy.create"]["status"] == "fail"
         assert "Ollama model names" in c["deploy.create"]["detail"]
         assert server.requests == []
+
+
+def test_deploy_gguf_reads_the_template_from_the_file_and_proves_it(qwen_model, server_binary,
+                                                                    tmp_path, capsys) -> None:
+    from engine import config
+    from engine.deploy.cli import deploy_main
+
+    conf = tmp_path / "config.toml"
+    conf.write_text(config.dumps(qwen_model.cfg))
+    assert deploy_main(str(qwen_model.gguf), "tiny-coder", str(tmp_path / "out"), str(conf),
+                       []) == 0
+    out = capsys.readouterr().out
+    text = (tmp_path / "out" / "Modelfile").read_text()
+    assert "\nTEMPLATE" not in text and "ollama create tiny-coder -f" in text
+    assert "✓ PASS Modelfile for Ollama's path — native path" in out
+    assert "✓ PASS Served answers" in out and 'tool_calls [{"name": "deploy_service"' in out
+    assert deploy_main(str(tmp_path / "missing.gguf"), None, None, str(conf), []) == 2
