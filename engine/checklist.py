@@ -156,17 +156,22 @@ STAGES: tuple[Stage, ...] = (
              "|GGUF - merged| <= {export.parity_points}",
              "The stage-5 evaluation on the quantized GGUF against the merged model."),
     )),
-    Stage("deploy", 7, "Deploy", "Ollama model with a template that stops.", (
-        Item("deploy.modelfile", "Modelfile references the GGUF",
-             "TEMPLATE renders like the chat template; a stop per end-of-turn token",
-             "A Modelfile whose TEMPLATE renders probe chats exactly as the model's chat "
-             "template does, with every end-of-turn stop, num_ctx >= the training sequence "
-             "length and the system prompt."),
+    Stage("deploy", 7, "Deploy", "Ollama model, proved on the engine Ollama runs.", (
+        Item("deploy.modelfile", "Modelfile for Ollama's path",
+             "native: GGUF carries the chat template; else TEMPLATE renders like it",
+             "A Modelfile for the path Ollama will take: no TEMPLATE when the GGUF's own "
+             "tool-capable template is served natively (it must be exactly the training "
+             "template), else a Go TEMPLATE with tools, tool calls and the tool role that "
+             "renders probe chats exactly as the chat template does; stops only where the "
+             "vocabulary does not end the turn, num_ctx >= the training sequence length, the "
+             "system prompt."),
         Item("deploy.create", "ollama create {deploy.name}", "model created",
              "The model is created through the Ollama API."),
-        Item("deploy.smoke", "ollama run answers with structured output",
-             "valid tool JSON, and it stops",
-             "A tool prompt comes back as valid tool JSON and stops."),
+        Item("deploy.smoke", "Served answers: a tool call, and stops",
+             "structured tool_calls as the reference; tool_neg content; never 'length'",
+             "On Ollama when it answers, else on llama-server started on the GGUF: a tool "
+             "prompt comes back as a structured tool call reading exactly as the reference, "
+             "a tool_neg prompt as content, every answer stopped by itself."),
         Item("deploy.docker", "Docker Desktop Models import (optional)", "optional",
              "Shown as a command; run when docker with model support exists.", optional=True),
     )),

@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--gguf", help="a GGUF file (llama.cpp)")
     src.add_argument("--ollama", metavar="NAME", help="a model served by Ollama")
     src.add_argument("--predictions", help='JSONL of {"id": ..., "answer": ...}')
+    e.add_argument("--server", metavar="URL|auto",
+                   help="ask an OpenAI chat API server with the tools (auto: llama-server on "
+                        "--gguf or the run's GGUF)")
     e.add_argument("--out", help="folder for the results (default: the run's eval/)")
     e.add_argument("--json", action="store_true", help="machine-readable output")
     e.add_argument("--config")
@@ -77,9 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--config")
     x.add_argument("--set", action="append", default=[], dest="sets", metavar="KEY=VALUE")
 
-    d = sub.add_parser("deploy", help="stage 7: Modelfile and Ollama")
+    d = sub.add_parser("deploy", help="stage 7: Modelfile, Ollama and a smoke test")
     d.add_argument("run", nargs="?")
     d.add_argument("--name")
+    d.add_argument("--gguf", help="deploy a GGUF file you have, without a run")
 
     sub.add_parser("runs", help="list runs with their status")
     s = sub.add_parser("stop", help="stop a run gracefully (it saves a checkpoint)")
@@ -146,7 +150,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     cmd = engine_client.engine_cmd("evaluate", *args.paths)
-    for flag in ("run", "adapter", "model", "gguf", "ollama", "predictions", "out", "config"):
+    for flag in ("run", "adapter", "model", "gguf", "ollama", "predictions", "server", "out",
+                 "config"):
         if getattr(args, flag):
             cmd += [f"--{flag}", getattr(args, flag)]
     if args.json:
@@ -171,7 +176,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    """Stage 7 on a run (the newest by default)."""
+    """Stage 7 on a run (the newest by default), or on any GGUF with --gguf."""
+    if args.gguf:
+        cmd = engine_client.engine_cmd("deploy", "--gguf", args.gguf)
+        if args.name:
+            cmd += ["--name", args.name]
+        return subprocess.call(cmd)
     sets = [f"deploy.name={json.dumps(args.name)}"] if args.name else []
     return _stage_on_run(find_run(args.run).name, "deploy", sets)
 

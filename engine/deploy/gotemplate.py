@@ -342,3 +342,62 @@ def render(template: str | list[Any], data: dict[str, Any]) -> str:
     out: list[str] = []
     _run(nodes, _Scope(data, data, {"$": data}), out)
     return "".join(out)
+
+
+# --- Ollama's tool-call tag ---------------------------------------------------------------
+
+def _mentions_tool_calls(cond: Any) -> bool:
+    """An if whose own pipeline names .ToolCalls (Ollama looks at direct arguments only)."""
+    args = cond[2] if cond[0] == "call" else [cond]
+    return any(a[0] == "field" and "ToolCalls" in a[2] for a in args)
+
+
+def _tool_calls_body(nodes: list[Any]) -> list[Any] | None:
+    for node in nodes:
+        if isinstance(node, If):
+            for cond, body in node.branches:
+                if _mentions_tool_calls(cond):
+                    return body
+                found = _tool_calls_body(body)
+                if found is not None:
+                    return found
+            found = _tool_calls_body(node.otherwise)
+        elif isinstance(node, Range):
+            found = _tool_calls_body(node.body)
+            if found is None:
+                found = _tool_calls_body(node.otherwise)
+        else:
+            continue
+        if found is not None:
+            return found
+    return None
+
+
+def _first_text(nodes: list[Any]) -> str | None:
+    """Depth first, stopping at the first action or finished block (as Ollama searches)."""
+    for node in nodes:
+        if isinstance(node, Text):
+            if node.text.strip():
+                return node.text
+            continue
+        if isinstance(node, If):
+            for _cond, body in node.branches:
+                found = _first_text(body)
+                if found is not None:
+                    return found
+            return _first_text(node.otherwise)
+        if isinstance(node, Range):
+            found = _first_text(node.body)
+            return found if found is not None else _first_text(node.otherwise)
+        return None
+    return None
+
+
+def tool_tag(template: str) -> str:
+    """The text Ollama's tool parser waits for before reading a call (tools/template.go
+    parseTag): the first text inside the ``if`` on ``.ToolCalls``, up to any ``{``; ``{``
+    when there is none — then every JSON object at the start of an answer is tried as a call."""
+    body = _tool_calls_body(parse(template))
+    text = _first_text(body) if body is not None else None
+    tag = (text or "").replace("\r\n", "\n").split("{", 1)[0].strip()
+    return tag or "{"

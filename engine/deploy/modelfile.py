@@ -1,15 +1,29 @@
-"""The Ollama Modelfile: FROM the GGUF, a TEMPLATE that says what the chat template says,
-a stop for every end-of-turn token, a context window that fits training, the system prompt.
+"""The Ollama Modelfile, written for the path Ollama will really take with the model.
 
-Ollama renders prompts with Go templates, not the model's Jinja, so the TEMPLATE is chosen
-per chat format (ChatML for SmolLM2 and Qwen — with tool calls for Qwen2.5 —, DeepSeek-Coder's
-own format) and then *proved*: probe conversations are rendered by the model's chat template
-(through the same :class:`Renderer` training used) and by the Go template with Ollama's rules
-(the model's SYSTEM is prepended when a conversation has none); the texts must be identical.
+Ollama (>= 0.30) runs every GGUF on llama.cpp's llama-server, in one of two ways:
 
-The system prompt is the one training showed the model. With ``deploy.bake_tools`` the
-project's tools are part of it, exactly as rendered in training (the compact listing, or the
-chat template's own tools block for Qwen2.5), so ``ollama run`` needs no client-side tools.
+- **native** — no TEMPLATE in the Modelfile and a tool-capable chat template in the GGUF
+  (Qwen2.5): Ollama sends ``messages`` and ``tools`` to llama-server's ``/v1/chat/completions``,
+  the GGUF's Jinja template renders the prompt and llama.cpp parses the tool calls in the
+  format that template renders (``<tool_call>`` blocks). So the Modelfile has no TEMPLATE, and
+  the GGUF carries exactly the chat template training used (checked here).
+- **Go template** — a TEMPLATE: Ollama renders the prompt with it, sends it to llama-server's
+  ``/completion`` and parses tool calls itself, after the text that follows ``.ToolCalls`` in
+  the template (``{`` for plain JSON). Used where Ollama would otherwise pick a tool-less
+  template from its own index (plain ChatML as SmolLM2 has it maps to ``chatml``,
+  DeepSeek-Coder's template is verbatim ``alpaca``): the TEMPLATE here has the tools, the tool
+  calls in the format the model was trained to emit, and the tool role — and it is *proved* by
+  rendering probe conversations both through the model's chat template (with the same
+  :class:`Renderer` training used) and through the Go template with Ollama's rules
+  (:mod:`engine.deploy.gotemplate`); the texts must be identical.
+
+Stops: Ollama has no default stops; generation ends at the GGUF vocabulary's end-of-generation
+tokens. A ``PARAMETER stop`` is written only for an end-of-turn token the vocabulary does not
+already end on. ``num_ctx`` is set from training (Ollama would otherwise pick up to 262,144).
+
+The system prompt is the one training showed the model. On the Go-template path, with
+``deploy.bake_tools``, the project's tools are part of it exactly as rendered in training (the
+compact listing). On the native path the client sends the tools and the template renders them.
 
 Values are written so that Ollama's parser reads back exactly what was meant. Its format has
 no escapes: a triple-quoted value ends at the first line ending in three quotes, and
@@ -25,73 +39,93 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine import toolcalls
 from engine.deploy import gotemplate
-from engine.render import Renderer
+from engine.render import Renderer, tools_system_text
 
 
 class ModelfileError(ValueError):
     """The Modelfile cannot be written faithfully; the message says what to change."""
 
 
-_CHATML = """{{- range .Messages }}<|im_start|>{{ .Role }}
+#: How a TEMPLATE lists the client's tools when no system prompt carries them already (with
+#: deploy.bake_tools the SYSTEM holds them exactly as training showed them, so this is unused).
+_TOOLS_INTRO = tools_system_text([])
+
+#: A tool call in the plain-JSON format, as the model was trained to emit it. The first text
+#: after ``.ToolCalls`` starts with ``{``: Ollama's parser then takes JSON objects as calls.
+_JSON_CALLS = ('{{ range .ToolCalls }}{"tool": "{{ .Function.Name }}", "arguments": '
+               '{{ .Function.Arguments }}}{{ end }}')
+
+_CHATML_TOOLS = """{{- if and .Tools (not .System) }}<|im_start|>system
+INTRO{{ range .Tools }}
+{{ . }}{{ end }}<|im_end|>
+{{ end }}
+{{- range .Messages }}
+{{- if eq .Role "tool" }}<|im_start|>tool
 {{ .Content }}<|im_end|>
-{{ end }}<|im_start|>assistant
-"""
-
-_QWEN_TOOLS = """{{- range .Messages }}
-{{- if eq .Role "system" }}<|im_start|>system
-{{ .Content }}{{ if $.Tools }}
-
-# Tools
-
-You may call one or more functions to assist with the user query.
-
-You are provided with function signatures within <tools></tools> XML tags:
-<tools>{{ range $.Tools }}
-{{ . }}{{ end }}
-</tools>
-
-For each function call, return a json object with function name and arguments within \
-<tool_call></tool_call> XML tags:
-<tool_call>
-{"name": <function-name>, "arguments": <args-json-object>}
-</tool_call>{{ end }}<|im_end|>
-{{ else if eq .Role "tool" }}<|im_start|>user
-<tool_response>
-{{ .Content }}
-</tool_response><|im_end|>
-{{ else if .ToolCalls }}<|im_start|>assistant{{ if .Content }}
-{{ .Content }}{{ end }}{{ range .ToolCalls }}
-<tool_call>
-{"name": "{{ .Function.Name }}", "arguments": {{ .Function.Arguments }}}
-</tool_call>{{ end }}<|im_end|>
+{{ else if eq .Role "assistant" }}<|im_start|>assistant
+{{ if .ToolCalls }}CALLS{{ else }}{{ .Content }}{{ end }}<|im_end|>
 {{ else }}<|im_start|>{{ .Role }}
 {{ .Content }}<|im_end|>
 {{ end }}
 {{- end }}<|im_start|>assistant
-""".replace("\\\n", "")
+""".replace("INTRO", _TOOLS_INTRO).replace("CALLS", _JSON_CALLS)
 
-_DEEPSEEK = """{{- range .Messages }}
+# DeepSeek-Coder's template writes every turn that is not the user's (the tool role too) as a
+# response; so does this one.
+_DEEPSEEK_TOOLS = """{{- if and .Tools (not .System) }}INTRO{{ range .Tools }}
+{{ . }}{{ end }}
+{{ end }}
+{{- range .Messages }}
 {{- if eq .Role "system" }}{{ .Content }}
 {{- else if eq .Role "user" }}### Instruction:
 {{ .Content }}
-{{ else }}### Response:
+{{ else if eq .Role "assistant" }}### Response:
+{{ if .ToolCalls }}CALLS{{ else }}{{ .Content }}{{ end }}
+<|EOT|>
+{{ else if eq .Role "tool" }}### Response:
 {{ .Content }}
 <|EOT|>
 {{ end }}
 {{- end }}### Response:
-"""
+""".replace("INTRO", _TOOLS_INTRO).replace("CALLS", _JSON_CALLS)
 
-#: Chat format → (Go template, end-of-turn markers that must stop generation).
-FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "chatml": (_CHATML, ("<|im_end|>", "<|im_start|>")),
-    "chatml-tools": (_QWEN_TOOLS, ("<|im_end|>", "<|im_start|>")),
-    "deepseek-coder": (_DEEPSEEK, ("<|EOT|>",)),
+
+@dataclass(frozen=True)
+class Family:
+    """A chat format: its Go TEMPLATE ("" = served natively), end-of-turn markers, markers
+    that start a turn (stops in export, never needed in Ollama), and what Ollama does with
+    the chat template when the Modelfile has no TEMPLATE."""
+
+    template: str
+    end_markers: tuple[str, ...]
+    start_markers: tuple[str, ...]
+    why: str
+
+
+FAMILIES: dict[str, Family] = {
+    "chatml-tools": Family("", ("<|im_end|>",), ("<|im_start|>",), (
+        "native: no TEMPLATE, so Ollama hands messages and tools to llama-server, whose "
+        "Jinja engine renders the GGUF's own tool-capable chat template and whose parser "
+        "reads the <tool_call> blocks it defines (no entry of Ollama's template index is "
+        "close to this template, so none replaces it)")),
+    "chatml": Family(_CHATML_TOOLS, ("<|im_end|>",), ("<|im_start|>",), (
+        "Go TEMPLATE: Ollama's template index maps this plain ChatML chat template to its "
+        "tool-less 'chatml' template (a chat with tools would be refused: \"does not support "
+        "tools\"), so the Modelfile's TEMPLATE adds the tools, the tool calls as the model "
+        "was trained to write them and the tool role; Ollama renders it in Go and reads the "
+        "calls after the tag {tag!r}")),
+    "deepseek-coder": Family(_DEEPSEEK_TOOLS, ("<|EOT|>",), (), (
+        "Go TEMPLATE: DeepSeek-Coder's chat template is verbatim the tool-less 'alpaca' "
+        "entry of Ollama's template index, so the Modelfile's TEMPLATE adds the tools, the "
+        "tool calls as the model was trained to write them and the tool role; Ollama renders "
+        "it in Go and reads the calls after the tag {tag!r}")),
 }
 
 
 def chat_family(chat_template: str) -> str:
-    """Which Ollama template matches a Jinja chat template (refused by name when none does)."""
+    """Which chat format a Jinja chat template is (refused by name when none is known)."""
     if "<|im_start|>" in chat_template and "<|im_end|>" in chat_template:
         return "chatml-tools" if "<tool_call>" in chat_template else "chatml"
     if "### Instruction:" in chat_template and "<|EOT|>" in chat_template:
@@ -102,27 +136,35 @@ def chat_family(chat_template: str) -> str:
         "prompts differently from training")
 
 
-def stop_tokens(model_dir: Path, tok: Any) -> list[str]:
-    """Every end-of-turn token: the format's markers and each eos id of config/generation."""
-    stops: list[str] = []
-    template = getattr(tok, "chat_template", None) or ""
-    try:
-        stops.extend(FAMILIES[chat_family(template)][1])
-    except ModelfileError:
-        pass
+def _eos_texts(tok: Any, model_dir: Path | None) -> list[str]:
     ids: list[int] = []
     for name in ("config.json", "generation_config.json"):
-        p = model_dir / name
-        if p.is_file():
+        p = model_dir / name if model_dir is not None else None
+        if p is not None and p.is_file():
             eos = json.loads(p.read_text(encoding="utf-8")).get("eos_token_id")
             ids.extend(eos if isinstance(eos, list) else [eos] if isinstance(eos, int) else [])
     if tok.eos_token_id is not None:
         ids.append(tok.eos_token_id)
-    for i in ids:
-        text = tok.convert_ids_to_tokens(int(i))
-        if text:
-            stops.append(text)
+    return [t for t in (tok.convert_ids_to_tokens(int(i)) for i in ids) if t]
+
+
+def stop_tokens(model_dir: Path | None, tok: Any) -> list[str]:
+    """Every marker generation must stop at: the format's turn markers and each eos id of
+    config/generation config (what export's parity generation stops on)."""
+    stops: list[str] = []
+    try:
+        fam = FAMILIES[chat_family(getattr(tok, "chat_template", None) or "")]
+        stops.extend(fam.end_markers + fam.start_markers)
+    except ModelfileError:
+        pass
+    stops.extend(_eos_texts(tok, model_dir))
     return list(dict.fromkeys(s for s in stops if s))
+
+
+def end_of_turn_tokens(model_dir: Path | None, tok: Any) -> list[str]:
+    """The tokens that end the assistant's turn: the format's end marker and every eos."""
+    fam = FAMILIES[chat_family(getattr(tok, "chat_template", None) or "")]
+    return list(dict.fromkeys(list(fam.end_markers) + _eos_texts(tok, model_dir)))
 
 
 @dataclass
@@ -131,16 +173,40 @@ class ModelSpec:
 
     gguf: Path
     family: str
-    template: str
+    template: str  # the Go TEMPLATE; "" = none, Ollama serves the GGUF's template natively
     system: str
-    stops: list[str]
+    stops: list[str]  # only end-of-turn tokens the GGUF's vocabulary does not end on
     num_ctx: int
     bos_text: str = ""  # rendered by the HF template, added by the tokenizer in Ollama
+    tool_format: str = "json"  # what the model was trained to emit for a call (toolcalls)
+    chat_template: str = ""  # the Jinja template training rendered with
+    gguf_template: str | None = None  # what the GGUF carries (None: the file was not read)
+    vocab_stops: list[str] = field(default_factory=list)  # ends the vocabulary already has
     probes: list[dict[str, Any]] = field(default_factory=list)
 
     @property
+    def native(self) -> bool:
+        return not self.template
+
+    @property
+    def path(self) -> str:
+        return "native" if self.native else "go-template"
+
+    @property
+    def tool_tag(self) -> str:
+        """Where Ollama's own parser starts reading a tool call (Go-template path only)."""
+        return gotemplate.tool_tag(self.template) if self.template else ""
+
+    @property
+    def why(self) -> str:
+        return FAMILIES[self.family].why.format(tag=self.tool_tag)
+
+    @property
     def parameters(self) -> dict[str, Any]:
-        return {"stop": list(self.stops), "num_ctx": self.num_ctx}
+        params: dict[str, Any] = {"num_ctx": self.num_ctx}
+        if self.stops:
+            params["stop"] = list(self.stops)
+        return params
 
 
 def _chatml_system(prompt: str) -> str | None:
@@ -149,10 +215,16 @@ def _chatml_system(prompt: str) -> str | None:
 
 
 def deployed_system(rend: Renderer, family: str, bake_tools: bool) -> str:
-    """The system prompt the model saw in training (with the tools when baked in)."""
+    """The system prompt the model saw in training (with the tools when baked in).
+
+    Served natively, the client's tools reach the chat template itself, so they are never
+    baked into the system prompt (the template would list them twice)."""
     probe = "\u2063W4PROBE\u2063"
-    tools = rend.tools if bake_tools and rend.tools else None
+    native = not FAMILIES[family].template
+    tools = rend.tools if bake_tools and rend.tools and not native else None
     msgs, template_tools = rend.messages(probe, tools)
+    if native:
+        return msgs[0]["content"] if msgs and msgs[0]["role"] == "system" else ""
     if family.startswith("chatml"):
         kwargs = {"tools": template_tools} if template_tools else {}
         text = rend.tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True,
@@ -177,9 +249,8 @@ def ollama_messages(messages: list[dict[str, Any]], system: str) -> list[dict[st
         msgs.insert(0, {"role": "system", "content": system})
     out: list[dict[str, Any]] = []
     for m in msgs:
-        calls = [{"Function": {"Name": c.get("function", c).get("name", ""),
-                               "Arguments": c.get("function", c).get("arguments", {})}}
-                 for c in (m.get("tool_calls") or [])]
+        calls = [{"Function": {"Name": c.name, "Arguments": c.arguments}}
+                 for c in (toolcalls.read_calls(m["tool_calls"]) if m.get("tool_calls") else [])]
         entry = {"Role": m["role"], "Content": m.get("content", ""),
                  "ToolCalls": calls, "Images": None,
                  "ToolName": m.get("tool_name", "")}
@@ -206,50 +277,103 @@ PROBE_CHATS: tuple[tuple[str, ...], ...] = (
      "And 503?"),
 )
 
+#: A chat with a tool call and its result in the history (the Go template's .ToolCalls and
+#: tool role against the chat template over the text the model was trained to emit).
+PROBE_CALL = toolcalls.ToolCall("deploy_service", {"service": "checkout-api",
+                                                   "version": "v1.2.3", "env": "staging"})
+
+
+def _mismatch(label: str, got: str, want: str) -> dict[str, Any]:
+    at = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), min(len(got), len(want)))
+    return {"probe": label, "at": at, "ollama": got[max(0, at - 40):at + 40],
+            "chat_template": want[max(0, at - 40):at + 40]}
+
 
 def verify_template(spec: ModelSpec, rend: Renderer, bake_tools: bool) -> list[dict[str, Any]]:
-    """Render probe chats both ways; returns the mismatches (empty = equivalent)."""
+    """Prove the Modelfile renders as training did; returns the mismatches (empty = proved).
+
+    Native: the GGUF carries exactly the training chat template (llama-server renders it; the
+    stage's smoke test then compares llama-server's own rendering). Go template: probe chats
+    rendered both ways are identical, and Ollama's parser would read calls after the tag the
+    trained format starts with."""
+    spec.probes = []
+    if spec.native:
+        same = spec.gguf_template == spec.chat_template
+        spec.probes.append({"probe": "GGUF chat template", "identical": same})
+        if spec.gguf_template is None:
+            return [{"probe": "GGUF chat template", "problem": f"{spec.gguf} was not read"}]
+        return [] if same else [_mismatch("GGUF chat template", spec.gguf_template,
+                                          spec.chat_template)]
     tools = rend.tools if bake_tools and rend.tools else None
     problems = []
-    spec.probes = []
-    for turns in PROBE_CHATS:
-        user_msgs = [{"role": "user" if i % 2 == 0 else "assistant", "content": t}
-                     for i, t in enumerate(turns)]
-        msgs, template_tools = rend.messages(turns[0], tools)
-        hf_msgs = msgs[:-1] + user_msgs
+    call_text = toolcalls.render_calls([PROBE_CALL], spec.tool_format)
+    chats: list[tuple[str, list[dict[str, Any]], list[dict[str, Any]]]] = []
+    for n, turns in enumerate(PROBE_CHATS, start=1):
+        msgs = [{"role": "user" if i % 2 == 0 else "assistant", "content": t}
+                for i, t in enumerate(turns)]
+        chats.append((f"chat {n} ({len(turns)} turns)", msgs, msgs))
+    ask = {"role": "user", "content": PROBE_CHATS[0][0]}
+    result = {"role": "tool", "content": '{"status": "deployed"}'}
+    chats.append(("tool call and result",
+                  [ask, {"role": "assistant", "content": call_text}, result],
+                  [ask, {"role": "assistant", "content": "",
+                         "tool_calls": [{"function": {"name": PROBE_CALL.name,
+                                                      "arguments": PROBE_CALL.arguments}}]},
+                   result]))
+    # Ollama prints a call's arguments as compact JSON; the model's own text has spaces. Only
+    # a history turn is affected (what the model generates is its own text).
+    args = json.dumps(PROBE_CALL.arguments, ensure_ascii=False)
+    printed = call_text.replace(args, json.dumps(PROBE_CALL.arguments, ensure_ascii=False,
+                                                 separators=(",", ":")))
+    for label, hf_chat, ollama_chat in chats:
+        msgs, template_tools = rend.messages(PROBE_CHATS[0][0], tools)
         kwargs = {"tools": template_tools} if template_tools else {}
-        want = rend.tok.apply_chat_template(hf_msgs, tokenize=False, add_generation_prompt=True,
-                                            **kwargs)
+        want = rend.tok.apply_chat_template(msgs[:-1] + hf_chat, tokenize=False,
+                                            add_generation_prompt=True, **kwargs)
         want = want.removeprefix(spec.bos_text) if spec.bos_text else want
-        got = render_ollama(spec.template, spec.system, user_msgs)
-        spec.probes.append({"turns": len(turns), "identical": got == want})
-        if got != want:
-            at = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b),
-                      min(len(got), len(want)))
-            problems.append({"turns": len(turns), "at": at,
-                             "ollama": got[max(0, at - 40):at + 40],
-                             "chat_template": want[max(0, at - 40):at + 40]})
+        got = render_ollama(spec.template, spec.system, ollama_chat)
+        probe: dict[str, Any] = {"probe": label, "identical": got == want}
+        if got != want and ollama_chat is not hf_chat and got == want.replace(call_text, printed):
+            probe["note"] = "identical but for the arguments' spacing, which Ollama prints compactly"
+        elif got != want:
+            problems.append(_mismatch(label, got, want))
+        spec.probes.append(probe)
+    want_tag = call_text.lstrip()[:1] if spec.tool_format == "json" else "<tool_call>"
+    spec.probes.append({"probe": "tool-call tag", "identical": spec.tool_tag == want_tag})
+    if spec.tool_tag != want_tag:
+        problems.append({"probe": "tool-call tag", "ollama": spec.tool_tag,
+                         "trained": want_tag})
     return problems
 
 
-def build_spec(gguf: Path, rend: Renderer, model_dir: Path, *, bake_tools: bool,
+def build_spec(gguf: Path, rend: Renderer, model_dir: Path | None, *, bake_tools: bool,
                num_ctx: int) -> ModelSpec:
+    """The Modelfile's values for ``gguf`` (read when it exists: its template and vocabulary
+    decide the path and the stops)."""
+    from engine.deploy import gguf_meta
+
     template_src = getattr(rend.tok, "chat_template", None) or ""
     family = chat_family(template_src)
-    template, _markers = FAMILIES[family]
+    template = FAMILIES[family].template
     bos = rend.tok.bos_token or ""
     bos_text = ""
-    if bos and "bos_token" in template_src:
+    if template and bos and "bos_token" in template_src:
         ids = rend.tok("a").input_ids
         if ids and ids[0] == rend.tok.bos_token_id and ids != rend.tok(
                 "a", add_special_tokens=False).input_ids:
             bos_text = bos  # the tokenizer adds it, in Ollama too (GGUF add_bos_token)
         else:
             template = bos + template  # only the template writes it: so must Ollama's
+    ends = end_of_turn_tokens(model_dir, rend.tok)
+    meta = gguf_meta.read(gguf, ends) if Path(gguf).is_file() else None
+    vocab = [t for t in ends if meta is not None and t in meta.end_of_generation]
     return ModelSpec(gguf=gguf, family=family, template=template,
                      system=deployed_system(rend, family, bake_tools),
-                     stops=stop_tokens(model_dir, rend.tok), num_ctx=num_ctx,
-                     bos_text=bos_text)
+                     stops=[t for t in ends if t not in vocab], num_ctx=num_ctx,
+                     bos_text=bos_text, tool_format=toolcalls.template_format(template_src),
+                     chat_template=template_src,
+                     gguf_template=meta.chat_template if meta is not None else None,
+                     vocab_stops=vocab)
 
 
 # --- writing the file ---------------------------------------------------------------------
@@ -292,7 +416,8 @@ def render_modelfile(spec: ModelSpec, base_dir: Path, header: str = "") -> str:
         src = str(spec.gguf.resolve())
     lines = [f"# {line}" for line in header.splitlines()] if header else []
     lines.append(f"FROM {quote_word('the GGUF path', src)}")
-    lines.append(f"TEMPLATE {quote_block('the template', spec.template)}")
+    if spec.template:  # none: Ollama serves the GGUF's own chat template natively
+        lines.append(f"TEMPLATE {quote_block('the template', spec.template)}")
     if spec.system:
         lines.append(f"SYSTEM {quote_block('the system prompt', spec.system)}")
     for s in spec.stops:

@@ -11,13 +11,11 @@ lists, never shell strings.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -78,8 +76,10 @@ def create(c: Any, name: str, spec: ModelSpec, progress: Callable[[str], None]) 
     progress(f"uploading {spec.gguf.name} ({spec.gguf.stat().st_size / 1e6:.1f} MB)")
     digest = c.create_blob(spec.gguf)
     statuses = []
-    for part in c.create(model=name, files={spec.gguf.name: digest}, template=spec.template,
-                         system=spec.system or None, parameters=spec.parameters, stream=True):
+    # No template on the native path: Ollama then serves the GGUF's own chat template.
+    for part in c.create(model=name, files={spec.gguf.name: digest},
+                         template=spec.template or None, system=spec.system or None,
+                         parameters=spec.parameters, stream=True):
         status = getattr(part, "status", None) or ""
         statuses.append(status)
         progress(status)
@@ -97,49 +97,27 @@ def stored(c: Any, name: str) -> dict[str, Any]:
             "parameters": getattr(r, "parameters", None)}
 
 
-@dataclass
-class Smoke:
-    prompt: str
-    content: str
-    done_reason: str
-    tool_ok: bool
-    stopped: bool
-    why: str
+def smoke(c: Any, name: str, rec: Any, *, tools: list[dict[str, Any]],
+          max_tokens: int) -> Any:
+    """One held-out record through Ollama's chat API with the run's tools, judged like the
+    llama-server smoke (:mod:`engine.deploy.server_smoke`)."""
+    import time
 
-    @property
-    def ok(self) -> bool:
-        return self.tool_ok and self.stopped
+    from engine import toolcalls
+    from engine.deploy.server_smoke import Answer, judge, openai_tools
 
-
-def tool_call_problem(text: str, tools: list[dict[str, Any]]) -> str:
-    """'' when the text is exactly one tool-call JSON object naming a known tool."""
-    try:
-        obj = json.loads(text.strip())
-    except ValueError as exc:
-        return f"not JSON ({exc})"
-    if not isinstance(obj, dict) or set(obj) != {"tool", "arguments"}:
-        return 'not a {"tool": NAME, "arguments": {...}} object'
-    if not isinstance(obj["tool"], str) or not isinstance(obj["arguments"], dict):
-        return "tool must be a string and arguments an object"
-    names = {t.get("function", t).get("name") for t in tools}
-    if names and obj["tool"] not in names:
-        return f"unknown tool {obj['tool']!r}"
-    return ""
-
-
-def smoke(c: Any, name: str, prompt: str, *, max_tokens: int, stops: list[str],
-          tools: list[dict[str, Any]]) -> Smoke:
-    r = c.chat(model=name, messages=[{"role": "user", "content": prompt}], stream=False,
-               options={"temperature": 0, "seed": 0, "num_predict": max_tokens})
-    content = r.message.content or ""
-    reason = getattr(r, "done_reason", None) or ""
-    problem = tool_call_problem(content, tools)
-    leaked = [s for s in stops if s in content]
-    stopped = reason == "stop" and not leaked
-    why = problem or ("" if stopped else
-                      f"did not stop (done_reason={reason!r}"
-                      + (f", stop text {leaked[0]!r} in the answer" if leaked else "") + ")")
-    return Smoke(prompt, content, reason, not problem, stopped, why)
+    t0 = time.monotonic()
+    r = c.chat(model=name, messages=[{"role": "user", "content": rec.user_text}],
+               tools=openai_tools(tools), stream=False,
+               options={"temperature": 0, "top_k": 1, "seed": 0, "num_predict": max_tokens})
+    raw = [{"function": {"name": tc.function.name, "arguments": dict(tc.function.arguments)}}
+           for tc in (r.message.tool_calls or [])]
+    calls = [{"name": t.name, "arguments": t.arguments}
+             for t in (toolcalls.read_calls(raw) if raw else [])]
+    ans = Answer(rec.id, rec.expect, None, r.message.content or "", calls,
+                 getattr(r, "done_reason", None) or "", time.monotonic() - t0)
+    judge(ans, rec)
+    return ans
 
 
 # --- Docker Desktop Models ----------------------------------------------------------------

@@ -1,8 +1,13 @@
 """``web4tui evaluate``: stage 5 on any source of answers, printed for a person or as JSON.
 
     python -m engine evaluate [PATHS...] (--run RUN | --adapter DIR | --model DIR
-        | --gguf FILE | --ollama NAME | --predictions FILE) [--out DIR] [--json]
-        [--config F] [--set k=v ...]
+        | --gguf FILE | --ollama NAME | --predictions FILE) [--server URL|auto] [--out DIR]
+        [--json] [--config F] [--set k=v ...]
+
+``--server`` asks an OpenAI chat API server instead, as the deployed model's clients ask it
+(messages and the run's tools): a URL of a running one, or ``auto`` to start llama-server on
+the GGUF (``--gguf``, else the run's exported one). Answers are written to ``answers.jsonl`` in
+the results folder as they arrive.
 
 PATHS default to the config's ``data.eval``. With ``--run`` the run's own config is the base
 (``--config``/``--set`` still apply) and results go to ``outputs/<run>/eval/``; otherwise to
@@ -30,6 +35,31 @@ from engine.stages.base import StageContext
 GLYPH = {"pass": "✓", "fail": "✗", "warn": "!", "skip": "-"}
 
 
+def _server_source(url: str, cfg: dict[str, Any], gguf: str | None, run_dir: Path | None,
+                   stream_to: Path) -> sources.Source:
+    """--server: the tokenizer (for the training rendering and the tool format) comes from
+    the GGUF when one is served, else from the run's merged model or the config's model."""
+    from engine import models
+    from engine.deploy import gguf_meta
+
+    if gguf is None and run_dir is not None:
+        exported = run_dir / "gguf" / f"model-{cfg['export']['quant']}.gguf"
+        gguf = str(exported) if exported.is_file() else None
+    try:
+        if gguf is not None:
+            tok = gguf_meta.tokenizer(Path(gguf))
+        else:
+            merged = run_dir / "merged" if run_dir is not None else None
+            tok = models.load_tokenizer(merged if merged is not None and merged.is_dir() else
+                                        models.resolve(cfg["model"]["id"],
+                                                       cfg["model"]["cache_dir"]))
+    except gguf_meta.GGUFError as exc:
+        raise sources.SourceError(str(exc)) from None
+    stream_to.parent.mkdir(parents=True, exist_ok=True)
+    stream_to.unlink(missing_ok=True)
+    return sources.ServerSource(url, cfg, tok, gguf=gguf, stream_to=stream_to)
+
+
 def open_source(kind: str, value: str, cfg: dict[str, Any]) -> sources.Source:
     if kind == "predictions":
         return sources.PredictionsSource(value)
@@ -45,14 +75,14 @@ def open_source(kind: str, value: str, cfg: dict[str, Any]) -> sources.Source:
 
 def evaluate_main(paths: list[str], *, source: tuple[str, str] | None, run: str | None,
                   out: str | None, config_file: str | None, sets: list[str],
-                  as_json: bool) -> int:
+                  as_json: bool, server: str | None = None) -> int:
     run_dir = None
-    own_source = source is not None
+    own_source = source is not None or server is not None
     if run:
         outputs = runs.outputs_dir()
         run_dir = runs.open_run(run, outputs).root
         cfg = _layer(config.load(run_dir / "config.toml", []), config_file, sets)
-        if source is None:
+        if source is None and server is None:
             adapter = run_dir / "lora"
             if not adapter.is_dir():
                 print(f"error: run {run!r} has no adapter at {adapter} yet; train it first "
@@ -61,6 +91,13 @@ def evaluate_main(paths: list[str], *, source: tuple[str, str] | None, run: str 
             source = ("adapter", str(adapter))
     else:
         cfg = config.load(config_file, sets)
+    if server is not None:  # the server answers; a --gguf names what it serves
+        gguf = source[1] if source is not None and source[0] == "gguf" else None
+        if source is not None and gguf is None:
+            print(f"error: --server answers itself; drop --{source[0]} (only --gguf goes "
+                  "with it: the file to serve)", file=sys.stderr)
+            return 2
+        source = ("server", server)
     if source is None:
         print("error: say where the answers come from: --run RUN, --adapter DIR, --model DIR, "
               "--gguf FILE, --ollama NAME or --predictions FILE", file=sys.stderr)
@@ -75,14 +112,6 @@ def evaluate_main(paths: list[str], *, source: tuple[str, str] | None, run: str 
         return 2
     records = core.select(records, cfg["eval"]["max_per_bucket"])
 
-    try:
-        answer_fn = open_source(*source, cfg)
-        answer_fn.progress = _progress_printer()
-        result = core.evaluate(records, answer_fn, cfg, source=answer_fn.label)
-    except (sources.SourceError, LintError, ModelError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
     outputs = runs.outputs_dir(cfg)
     if out:
         out_dir = Path(out)
@@ -91,6 +120,19 @@ def evaluate_main(paths: list[str], *, source: tuple[str, str] | None, run: str 
     else:
         label = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{source[0]}-{Path(source[1]).stem}")[:48]
         out_dir = outputs / "evaluations" / f"{label}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+    answer_fn = None
+    try:
+        answer_fn = (_server_source(server, cfg, gguf, run_dir, out_dir / "answers.jsonl")
+                     if server is not None else open_source(*source, cfg))
+        answer_fn.progress = _progress_printer()
+        result = core.evaluate(records, answer_fn, cfg, source=answer_fn.label)
+    except (sources.SourceError, LintError, ModelError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if answer_fn is not None:
+            answer_fn.close()
     written = report.write_all(result, out_dir, cfg, run=run or "",
                                history=outputs / "eval_history.csv")
 

@@ -5,6 +5,8 @@
 - :func:`open_hf` — a run's PEFT adapter on its base model, or a merged HF folder;
 - :class:`GGUFSource` — a GGUF file through llama-cpp-python (greedy, one prompt at a time);
 - :class:`OllamaSource` — a model served by Ollama (raw prompt, temperature 0);
+- :class:`ServerSource` — an OpenAI chat API server (llama-server, Ollama's /v1) asked with
+  the run's tools, as a client of the deployed model asks it;
 - :class:`MLXSource` — an mlx-lm adapter on its base (Apple Silicon);
 - :class:`PredictionsSource` — a JSONL file of ``{"id": ..., "answer": ...}`` made anywhere.
 
@@ -53,6 +55,9 @@ class Source:
 
     def __call__(self, records: Sequence[Record]) -> list[str]:  # pragma: no cover
         raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the source holds (a server it started); a no-op for most."""
 
     def _tick(self, done: int, total: int, started: float) -> None:
         import time
@@ -255,6 +260,115 @@ class OllamaSource(Source):
             text = resp["response"] if isinstance(resp, dict) else resp.response
             answers.append(text)
             self._tick(i + 1, len(prompts), started)
+        return answers
+
+
+# --- an OpenAI chat API server -------------------------------------------------------------
+class ServerSource(Source):
+    """Answers from an OpenAI-compatible chat server, asked as the deployed model's clients
+    ask it: messages and, for a tool-capable template, the run's tools.
+
+    ``url`` is a running server (llama-server, Ollama's ``/v1``, ...) or ``"auto"``: then
+    llama-server is started here on ``gguf`` and stopped by :meth:`close`. Each answer is
+    appended to ``stream_to`` (the predictions format) as it arrives, so a long evaluation
+    shows its progress on disk and can be re-scored later.
+    """
+
+    kind = "server"
+
+    def __init__(self, url: str, cfg: dict[str, Any], tokenizer: Any, *,
+                 gguf: str | Path | None = None, stream_to: str | Path | None = None) -> None:
+        from engine.deploy import llama_server as ls
+
+        self.cfg, self.tok = cfg, tokenizer
+        self.renderer = renderer_for(tokenizer, cfg)
+        self.stream_to = Path(stream_to) if stream_to else None
+        self.server: Any = None
+        if url == "auto":
+            if gguf is None or not Path(gguf).is_file():
+                raise SourceError("--server auto starts llama-server on a GGUF: give --gguf "
+                                  "FILE, or --run RUN after its export")
+            dep = cfg["deploy"]
+            try:
+                self.server = ls.LlamaServer(
+                    ls.find_binary(dep["llama_server"]), Path(gguf),
+                    num_ctx=cfg["eval"]["gguf_context"], threads=dep["server_threads"],
+                    startup_timeout_s=dep["server_start_timeout_s"],
+                    request_timeout_s=dep["timeout_s"]).__enter__()
+            except ls.ServerError as exc:
+                raise SourceError(str(exc)) from None
+            url = self.server.url
+        self.url = url.rstrip("/")
+        super().__init__(f"server:{self.url}" + (f" ({Path(gguf).name})" if gguf else ""))
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.__exit__()
+            self.server = None
+
+    def request(self, record: Record) -> dict[str, Any]:
+        """The chat request for a record: what training rendered, as messages."""
+        tools = self.renderer.tools_for(record)
+        msgs, template_tools = self.renderer.messages(record.user_text, tools)
+        body: dict[str, Any] = {"model": self.cfg["deploy"]["name"], "messages": msgs,
+                                "temperature": 0.0, "top_k": 1, "seed": 0, "stream": False,
+                                "max_tokens": self.cfg["eval"]["max_new_tokens"]}
+        if template_tools:  # else the listing is in the system message, as in training
+            body["tools"] = template_tools
+        return body
+
+    def answer_text(self, message: dict[str, Any]) -> str:
+        """The text scored for an answer. A server that parsed tool calls returns them as
+        structured ``tool_calls``; the scorers judge the model's own text, so the calls are
+        written back in the format the model was trained to emit (render_calls), after any
+        content that came with them — exactly the text the model generated."""
+        from engine.toolcalls import ToolCallError, read_calls, render_calls
+
+        content = message.get("content") or ""
+        raw = message.get("tool_calls")
+        if not raw:
+            return content
+        try:
+            calls = render_calls(read_calls(raw), self.renderer.call_format)
+        except ToolCallError:
+            return content
+        return f"{content.rstrip()}\n{calls}" if content.strip() else calls
+
+    def __call__(self, records: Sequence[Record]) -> list[str]:
+        import time
+        import urllib.request
+
+        self.last_prompts = [self.renderer.render(r).prompt for r in records]
+        answers, started = [], time.monotonic()
+        out = open(self.stream_to, "a", encoding="utf-8") if self.stream_to else None
+        try:
+            for i, rec in enumerate(records):
+                if self.should_stop():
+                    break
+                body = self.request(rec)
+                try:
+                    if self.server is not None:
+                        reply = self.server.post("/v1/chat/completions", body)
+                    else:
+                        req = urllib.request.Request(
+                            f"{self.url}/v1/chat/completions", data=json.dumps(body).encode(),
+                            headers={"Content-Type": "application/json"})
+                        with urllib.request.urlopen(req, timeout=self.cfg["deploy"]["timeout_s"]
+                                                    ) as r:
+                            reply = json.loads(r.read())
+                    message = reply["choices"][0]["message"]
+                except (OSError, ValueError, KeyError, IndexError, RuntimeError) as exc:
+                    raise SourceError(f"{self.url} did not answer record {rec.id} ({exc}); is "
+                                      "the server running with the model loaded?") from None
+                answers.append(self.answer_text(message))
+                if out is not None:
+                    out.write(json.dumps({"id": rec.id, "answer": answers[-1]},
+                                         ensure_ascii=False) + "\n")
+                    out.flush()
+                self._tick(i + 1, len(records), started)
+        finally:
+            if out is not None:
+                out.close()
         return answers
 
 

@@ -1,10 +1,15 @@
 """Stage 7 — deploy: a Modelfile for the quantized GGUF, the model in Ollama, a smoke test.
 
-The Modelfile is always written (``outputs/<run>/Modelfile``) and proved: its TEMPLATE
-renders probe conversations exactly as the model's chat template does. Creating the model
-and the smoke test need an Ollama server; when none answers they are ``skip`` with the two
-commands to run by hand — never ``pass``. Docker Desktop Models is optional: the command is
-always shown, and run when docker has Model Runner support.
+The Modelfile is always written (``outputs/<run>/Modelfile``) for the path Ollama will take
+with the model (native, or its own Go TEMPLATE — see :mod:`engine.deploy.modelfile`) and
+proved. Creating the model needs an Ollama server; when none answers it is ``skip`` with the
+commands to run by hand — never ``pass``. The smoke test runs on that Ollama when it answers,
+else on llama-server — the engine Ollama serves every GGUF with — started here on the
+exported GGUF with the Modelfile's settings and stopped afterwards whatever happens. The item
+says which server proved it. Docker Desktop Models is optional: the command is always shown,
+and run when docker has Model Runner support.
+
+:func:`deploy_model` is the stage on any GGUF (``web4tui deploy --gguf`` uses it too).
 """
 
 from __future__ import annotations
@@ -14,25 +19,31 @@ import time
 from pathlib import Path
 from typing import Any
 
+from engine.deploy import llama_server as ls
 from engine.deploy import modelfile as mf
 from engine.deploy import ollama_client as oc
+from engine.deploy import server_smoke
 from engine.export import prompts
-from engine.records import load_tools
+from engine.records import Record, load_tools
+from engine.render import Renderer
 from engine.runs import atomic_write
 from engine.stages.base import StageContext, skip_stage
-
-SMOKE_FALLBACK = "Deploy checkout-api v1.2.3 to staging."
 
 
 def training_seq_len(cfg: dict[str, Any]) -> int:
     return max(int(cfg.get(s, {}).get("seq_len", 0)) for s in ("dry_run", "mini", "full"))
 
 
-def smoke_prompt(cfg: dict[str, Any]) -> str:
-    """The user text of the first held-out tool record (what the model was trained to call)."""
-    tool_recs = sorted((r for r in prompts.eval_records(cfg) if r.expect == "tool"),
-                       key=lambda r: r.id)
-    return tool_recs[0].user_text if tool_recs else SMOKE_FALLBACK
+def smoke_records(cfg: dict[str, Any]) -> list[Record]:
+    """The held-out records the smoke test asks: the first tool record (what the model was
+    trained to call) and the shortest tool_neg record (an answer without a call, quickly)."""
+    recs = prompts.eval_records(cfg)
+    # Plain records before mixed ones (a mixed record's conversation is a harder prompt).
+    tool = sorted((r for r in recs if r.expect == "tool"),
+                  key=lambda r: (r.bucket != "tool", r.id))[:1]
+    neg = sorted((r for r in recs if r.expect == "tool_neg"),
+                 key=lambda r: (r.bucket != "tool_neg", len(r.output), r.id))[:1]
+    return tool + neg
 
 
 def run(ctx: StageContext) -> str:
@@ -46,50 +57,66 @@ def run(ctx: StageContext) -> str:
     if not gguf.is_file() or not (merged / "config.json").is_file():
         return skip_stage(ctx, "deploy", f"no {quant.upper()} GGUF in {gguf.parent}: export the "
                                          "run first (web4tui export)")
+    return deploy_model(ctx, gguf, prompts.renderer(merged, cfg), merged, run_dir,
+                        f"run {run_dir.name}")
+
+
+def deploy_model(ctx: StageContext, gguf: Path, rend: Renderer, model_dir: Path | None,
+                 out_dir: Path, label: str) -> str:
+    """The Modelfile in ``out_dir``, the model in Ollama, the smoke test — for any GGUF."""
+    cfg = ctx.cfg
     name = cfg["deploy"]["name"]
     num_ctx = cfg["deploy"]["num_ctx"] or training_seq_len(cfg)
     bake = cfg["deploy"]["bake_tools"]
-    modelfile_path = run_dir / "Modelfile"
+    modelfile_path = out_dir / "Modelfile"
 
     # --- the Modelfile ---------------------------------------------------------------------
     try:
-        rend = prompts.renderer(merged, cfg)
-        spec = mf.build_spec(gguf, rend, merged, bake_tools=bake, num_ctx=num_ctx)
+        spec = mf.build_spec(gguf, rend, model_dir, bake_tools=bake, num_ctx=num_ctx)
         mismatches = mf.verify_template(spec, rend, bake)
-        text = mf.render_modelfile(spec, run_dir, header=(
-            f"Modelfile for run {run_dir.name}, written by web4tui.\n"
+        text = mf.render_modelfile(spec, out_dir, header=(
+            f"Modelfile for {label}, written by web4tui.\n"
+            f"Ollama path: {spec.path}.\n"
             f"Create the model: ollama create {name} -f {modelfile_path.resolve()}"))
     except mf.ModelfileError as exc:
         ctx.check("deploy.modelfile", "fail", detail=str(exc))
         for item in ("deploy.create", "deploy.smoke", "deploy.docker"):
             ctx.check(item, "skip", detail="no valid Modelfile")
         return ctx.status_from_checks()
+    out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(modelfile_path, text)
     ctx.emit("artifact", kind="modelfile", path=str(modelfile_path))
     seq = training_seq_len(cfg)
     problems = list(mismatches)
     if num_ctx < seq:
         problems.append({"num_ctx": num_ctx, "training_seq_len": seq})
+    proved = ("the GGUF carries the training chat template" if spec.native else
+              f"TEMPLATE identical to the chat template on {len(spec.probes) - 1} probe chats, "
+              f"tool calls after {spec.tool_tag!r}")
+    stops = ", ".join(spec.stops) or f"none needed (the vocabulary ends on {', '.join(spec.vocab_stops) or 'its eos'})"
     ctx.check("deploy.modelfile", "fail" if problems else "pass",
-              value=(f"{spec.family} template identical to the chat template on "
-                     f"{len(spec.probes)} probe chats; stops {', '.join(spec.stops)}; "
-                     f"num_ctx {num_ctx}"),
-              detail={"path": str(modelfile_path), "family": spec.family, "stops": spec.stops,
-                      "num_ctx": num_ctx, "training_seq_len": seq, "tools_in_system": bake,
+              value=f"{spec.path} path: {proved}; stops {stops}; num_ctx {num_ctx}",
+              detail={"path": str(modelfile_path), "ollama_path": spec.path, "why": spec.why,
+                      "family": spec.family, "tool_format": spec.tool_format,
+                      "stops": spec.stops, "vocabulary_stops": spec.vocab_stops,
+                      "num_ctx": num_ctx, "training_seq_len": seq,
+                      "tools_in_system": bake and not spec.native, "probes": spec.probes,
                       "mismatches": problems, "modelfile": text})
     ctx.raise_if_stopped()
 
-    # --- Ollama ----------------------------------------------------------------------------
-    prompt = smoke_prompt(cfg)
+    # --- Ollama, else llama-server ---------------------------------------------------------
+    records = smoke_records(cfg)
+    first = records[0].user_text if records else "Deploy checkout-api v1.2.3 to staging."
     by_hand = [f"ollama create {name} -f {modelfile_path.resolve()}",
-               f"ollama run {name} {_shell_quote(prompt)}"]
+               f"ollama run {name} {_shell_quote(first)}"]
     try:
         oc.validate_name(name)
     except oc.ModelNameError as exc:
         ctx.check("deploy.create", "fail", detail=str(exc))
         ctx.check("deploy.smoke", "skip", detail="the model was not created")
     else:
-        _ollama(ctx, name, spec, prompt, by_hand)
+        if not _ollama(ctx, name, spec, rend, records, by_hand):
+            _server_smoke(ctx, spec, rend, records, by_hand)
     _docker(ctx, spec, name, num_ctx)
     return ctx.status_from_checks()
 
@@ -101,20 +128,18 @@ def _shell_quote(text: str) -> str:
     return shlex.quote(text)
 
 
-def _ollama(ctx: StageContext, name: str, spec: mf.ModelSpec, prompt: str,
-            by_hand: list[str]) -> None:
+def _ollama(ctx: StageContext, name: str, spec: mf.ModelSpec, rend: Renderer,
+            records: list[Record], by_hand: list[str]) -> bool:
+    """Create and smoke-test on Ollama; False when no Ollama answers (nothing was checked)."""
     cfg = ctx.cfg
     host = oc.host(cfg)
     client = oc.client(cfg)
     ok, why = oc.reachable(client)
     if not ok:
-        detail = (f"no Ollama server answers at {host} ({why}); run by hand:\n  "
-                  + "\n  ".join(by_hand))
-        ctx.check("deploy.create", "skip", value=f"no Ollama at {host}", detail=detail)
-        ctx.check("deploy.smoke", "skip", value="not run", detail=detail)
-        ctx.emit("log", level="info", message="no Ollama server: run by hand:\n  "
-                 + "\n  ".join(by_hand))
-        return
+        ctx.check("deploy.create", "skip", value=f"no Ollama at {host}",
+                  detail=f"no Ollama server answers at {host} ({why}); run by hand:\n  "
+                         + "\n  ".join(by_hand))
+        return False
     t0 = time.monotonic()
     try:
         oc.create(client, name, spec,
@@ -124,8 +149,8 @@ def _ollama(ctx: StageContext, name: str, spec: mf.ModelSpec, prompt: str,
     except Exception as exc:
         ctx.check("deploy.create", "fail", detail=f"{type(exc).__name__}: {exc}")
         ctx.check("deploy.smoke", "skip", detail="the model was not created")
-        return
-    template_ok = kept["template"] == spec.template
+        return True
+    template_ok = (kept["template"] or "") == spec.template or spec.native
     # Servers that do not report the system prompt are not held against the model.
     system_ok = kept["system"] is None or kept["system"] == spec.system
     ctx.check("deploy.create", "pass" if template_ok and system_ok else "fail",
@@ -136,17 +161,63 @@ def _ollama(ctx: StageContext, name: str, spec: mf.ModelSpec, prompt: str,
     ctx.raise_if_stopped()
     tools = load_tools(cfg["data"].get("tools"))
     try:
-        result = oc.smoke(client, name, prompt, max_tokens=cfg["deploy"]["smoke_max_tokens"],
-                          stops=spec.stops, tools=tools)
+        answers = [oc.smoke(client, name, rec, tools=rend.tools_for(rec) or tools,
+                            max_tokens=cfg["deploy"]["smoke_max_tokens"]) for rec in records]
     except Exception as exc:
-        ctx.check("deploy.smoke", "fail", detail=f"{type(exc).__name__}: {exc}")
+        ctx.check("deploy.smoke", "fail", detail=f"Ollama at {host}: {type(exc).__name__}: {exc}")
+        return True
+    _smoke_verdict(ctx, f"Ollama at {host}", spec, answers, {})
+    return True
+
+
+def _server_smoke(ctx: StageContext, spec: mf.ModelSpec, rend: Renderer,
+                  records: list[Record], by_hand: list[str]) -> None:
+    cfg, dep = ctx.cfg, ctx.cfg["deploy"]
+    if not records:
+        ctx.check("deploy.smoke", "skip", value="no held-out tool record",
+                  detail="the eval files hold no tool record to compare an answer with")
         return
-    ctx.emit("sample", step=None, bucket="tool", prompt=prompt, output=result.content,
-             verdict="pass" if result.ok else result.why)
-    ctx.check("deploy.smoke", "pass" if result.ok else "fail",
-              value=("valid tool JSON, stopped" if result.ok else result.why),
-              detail={"prompt": prompt, "answer": result.content,
-                      "done_reason": result.done_reason})
+    try:
+        binary = ls.find_binary(dep["llama_server"])
+    except ls.ServerError as exc:
+        ctx.check("deploy.smoke", "skip", value="no Ollama, no llama-server",
+                  detail=f"{exc}; or run by hand:\n  " + "\n  ".join(by_hand))
+        return
+    tools = load_tools(cfg["data"].get("tools"))
+    ctx.emit("log", level="info", message=f"no Ollama server: smoke test on {binary}")
+    t0 = time.monotonic()
+    try:
+        with ls.LlamaServer(binary, spec.gguf, num_ctx=spec.num_ctx,
+                            threads=dep["server_threads"],
+                            startup_timeout_s=dep["server_start_timeout_s"],
+                            request_timeout_s=dep["timeout_s"]) as server:
+            answers = []
+            for rec in records:
+                ctx.raise_if_stopped()
+                answers.append(server_smoke.ask(server, spec, rend, rec, tools,
+                                                dep["smoke_max_tokens"]))
+            figures = {"startup_s": round(server.startup_s or 0.0, 2),
+                       "smoke_s": round(time.monotonic() - t0, 2)}
+    except ls.ServerError as exc:
+        ctx.check("deploy.smoke", "fail", value="llama-server failed", detail=str(exc))
+        return
+    _smoke_verdict(ctx, f"llama-server ({binary})", spec, answers, figures)
+
+
+def _smoke_verdict(ctx: StageContext, server: str, spec: mf.ModelSpec,
+                   answers: list[server_smoke.Answer], figures: dict[str, float]) -> None:
+    for a in answers:
+        ctx.emit("sample", step=None, bucket=a.expect, prompt=a.record_id,
+                 output=a.content or str(a.calls), verdict="pass" if a.ok else a.verdict)
+    bad = [a for a in answers if not a.ok]
+    calls = [c["name"] for a in answers for c in a.calls]
+    value = (f"{server.split(' (')[0]}, {spec.path} path: " + (
+        f"tool_calls {', '.join(calls)} read as the reference, no call for tool_neg, "
+        "every answer stopped" if not bad else "; ".join(f"{a.record_id}: {a.verdict}"
+                                                          for a in bad)))
+    ctx.check("deploy.smoke", "fail" if bad else "pass", value=value,
+              detail={"server": server, "ollama_path": spec.path, **figures,
+                      "answers": [a.__dict__ for a in answers]})
 
 
 def _docker(ctx: StageContext, spec: mf.ModelSpec, name: str, num_ctx: int) -> None:

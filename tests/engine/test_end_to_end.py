@@ -32,8 +32,10 @@ def test_full_export_deploy_from_a_trained_run(outputs: Path, tmp_path: Path,
                                 "export.parity")} == {"pass"}, proc.stdout
     assert checks["deploy.modelfile"] == "pass"
     assert (run / "gguf" / "model-q4_k_m.gguf").exists() and (run / "Modelfile").exists()
-    # No Ollama here: creating and the smoke test are skipped, so the run is not "passed".
-    assert checks["deploy.create"] == checks["deploy.smoke"] == "skip"
+    # No Ollama here: creating is skipped with the commands to run by hand; the smoke test
+    # runs on llama-server, where this untrained tiny model does not answer with the call.
+    assert checks["deploy.create"] == "skip"
+    assert checks["deploy.smoke"] == "fail", proc.stdout
     assert proc.returncode == 1
-    assert "not proved (skipped): deploy.create, deploy.smoke" in proc.stdout
+    assert "llama-server" in proc.stdout, proc.stdout
     assert "ollama create web4-coder -f" in proc.stdout

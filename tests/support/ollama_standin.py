@@ -1,14 +1,10 @@
-"""A local stand-in for the parts of Ollama's HTTP API that web4tui uses, backed by llama.cpp.
+"""A local stand-in for Ollama's model management API — what llama-server cannot show.
 
-Endpoints (as documented in Ollama's docs/api.md): ``GET /api/tags``, ``GET /api/version``,
-``HEAD|POST /api/blobs/:digest``, ``POST /api/create`` (files + template + system +
-parameters, streamed status lines), ``POST /api/show``, ``POST /api/chat``.
-
-Chat renders the prompt the way Ollama does — the stored Go TEMPLATE over the messages, the
-stored SYSTEM first when the chat has none — and generates greedily with llama-cpp-python on
-the uploaded GGUF. By default generation ends *only* at the stored ``stop`` strings or at
-``num_predict`` (``honour_eog=True`` also ends at the GGUF's end-of-generation tokens, as
-Ollama does), so a test that passes proves the Modelfile's stops are enough on their own.
+Endpoints (as documented in Ollama's docs/api.md): ``GET /api/tags``, ``HEAD|POST
+/api/blobs/:digest``, ``POST /api/create`` (files + template + system + parameters, streamed
+status lines) and ``POST /api/show`` (what was stored). It serves no chat: answering is tested
+on the real engine Ollama runs, llama-server (``engine.deploy.llama_server``); a chat request
+gets HTTP 501, so a test sees when something still asks the stand-in for answers.
 """
 
 from __future__ import annotations
@@ -16,25 +12,18 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from engine.deploy import modelfile as mf
-
 
 class StandIn:
-    def __init__(self, root: Path, *, honour_eog: bool = False) -> None:
+    def __init__(self, root: Path) -> None:
         self.root = root
         self.blobs = root / "blobs"
         self.blobs.mkdir(parents=True, exist_ok=True)
         self.models: dict[str, dict[str, Any]] = {}
-        self.honour_eog = honour_eog
         self.requests: list[tuple[str, str]] = []
-        self.last_prompt = ""
-        self._llms: dict[str, Any] = {}
-        self._lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"standin": self})
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -51,56 +40,6 @@ class StandIn:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
-        for llm in self._llms.values():
-            llm.close()
-
-    # --- model work --------------------------------------------------------------------
-    def chat(self, req: dict[str, Any]) -> dict[str, Any]:
-        model = self.models.get(req.get("model", ""))
-        if model is None:
-            raise KeyError(f"model {req.get('model')!r} not found")
-        params = dict(model["parameters"])
-        params.update(req.get("options") or {})
-        prompt = mf.render_ollama(model["template"], model.get("system") or "",
-                                  req.get("messages") or [], req.get("tools"))
-        self.last_prompt = prompt
-        stops = params.get("stop") or []
-        max_tokens = int(params.get("num_predict", 128))
-        with self._lock:
-            llm = self._llm(model["gguf"], int(params.get("num_ctx", 2048)))
-            text, reason, n_prompt, n_out = self._generate(llm, prompt, stops, max_tokens)
-        return {"model": req["model"], "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "message": {"role": "assistant", "content": text}, "done": True,
-                "done_reason": reason, "prompt_eval_count": n_prompt, "eval_count": n_out}
-
-    def _llm(self, gguf: Path, n_ctx: int) -> Any:
-        key = f"{gguf}:{n_ctx}"
-        if key not in self._llms:
-            from llama_cpp import Llama
-
-            self._llms[key] = Llama(model_path=str(gguf), n_ctx=n_ctx, verbose=False, seed=0,
-                                    n_threads=2)
-        return self._llms[key]
-
-    def _generate(self, llm: Any, prompt: str, stops: list[str],
-                  max_tokens: int) -> tuple[str, str, int, int]:
-        import llama_cpp
-
-        tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
-        llm.reset()
-        out: list[int] = []
-        text = ""
-        for tok in llm.generate(tokens, top_k=1, top_p=1.0, temp=0.0, repeat_penalty=1.0):
-            if self.honour_eog and llama_cpp.llama_vocab_is_eog(llm._model.vocab, tok):
-                return text, "stop", len(tokens), len(out)
-            out.append(tok)
-            text = llm.detokenize(out, special=True).decode("utf-8", errors="ignore")
-            for s in stops:
-                if s in text:
-                    return text[:text.index(s)], "stop", len(tokens), len(out)
-            if len(out) >= max_tokens:
-                return text, "length", len(tokens), len(out)
-        return text, "stop", len(tokens), len(out)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -142,8 +81,6 @@ class _Handler(BaseHTTPRequestHandler):
                 {"name": n, "model": n, "modified_at": "2026-01-01T00:00:00Z",
                  "size": m["gguf"].stat().st_size, "digest": m["digest"].split(":")[-1],
                  "details": {"format": "gguf"}} for n, m in s.models.items()]})
-        elif self.path == "/api/version":
-            self._json(200, {"version": "0.0.0-standin"})
         else:
             self._json(404, {"error": "not found"})
 
@@ -187,10 +124,7 @@ class _Handler(BaseHTTPRequestHandler):
                              "capabilities": ["completion"] + (["tools"] if ".Tools" in
                                                                m["template"] else [])})
         elif self.path == "/api/chat":
-            try:
-                self._json(200, s.chat(req))
-            except KeyError as exc:
-                self._json(404, {"error": str(exc)})
+            self._json(501, {"error": "the stand-in serves no chat (use llama-server)"})
         else:
             self._json(404, {"error": "not found"})
 
@@ -205,7 +139,8 @@ class _Handler(BaseHTTPRequestHandler):
         if not blob.exists():
             self._json(400, {"error": f"blob {digest} not found"})
             return
-        s.models[req["model"]] = {"gguf": blob, "digest": digest, "template": req.get("template"),
+        s.models[req["model"]] = {"gguf": blob, "digest": digest,
+                                  "template": req.get("template") or "",
                                   "system": req.get("system"),
                                   "parameters": req.get("parameters") or {}}
         lines = [{"status": "parsing GGUF"}, {"status": f"using existing layer {digest}"},
