@@ -453,7 +453,7 @@ def tool_call(name: str, args: dict[str, object]) -> str:
     """Render a tool call, arguments in the order of the tool's schema properties."""
     order = TOOLS_BY_NAME[name]["parameters"]["properties"]
     ordered = {key: args[key] for key in order if key in args}
-    return json.dumps({"tool": name, "arguments": ordered}, ensure_ascii=False)
+    return json.dumps({"name": name, "arguments": ordered}, ensure_ascii=False)
 
 
 # --------------------------------------------------------------------------------------
@@ -867,7 +867,7 @@ def tool_list(record: Record, rng: random.Random) -> list[dict] | None:
     """The record's own tool list (see TOOL_LIST_CHARS), or None when it shows no tools."""
     expect = record.get("expect", record["task_type"])
     if expect == "tool":
-        needed = [json.loads(str(record["output"]))["tool"]]
+        needed = [json.loads(str(record["output"]))["name"]]
     elif expect == "tool_neg":
         needed = []
     else:

@@ -10,7 +10,8 @@ compact system message lists them. Tool calls: when the template renders an assi
 ``tool_calls`` turn in a format :mod:`engine.toolcalls` reads (Qwen2.5's ``<tool_call>``
 blocks), a tool record's output becomes such a turn and the template renders it — the model is
 trained on exactly what its own system prompt asks for and what llama.cpp's server parses back
-into ``tool_calls``. Other templates train on the data's JSON text (``{"tool", "arguments"}``). Rendering every record through Jinja is slow for 40k
+into ``tool_calls``. Other templates train on one JSON object ``{"name", "arguments"}``, the
+shape Ollama's own tool parser reads (engine.toolcalls says why). Rendering every record through Jinja is slow for 40k
 records, so :class:`Renderer` renders each distinct frame once with sentinel strings and
 splices the record's text in — and verifies the shortcut against the real template on a sample
 before trusting it.
@@ -46,7 +47,7 @@ def tools_system_text(tools: list[dict[str, Any]]) -> str:
     signatures carry what the model needs (names, argument types, enums, which are optional).
     """
     lines = ['Tools you can call. To call one, answer with exactly one JSON object '
-             '{"tool": NAME, "arguments": {...}} and nothing else.']
+             '{"name": NAME, "arguments": {...}} and nothing else.']
     for t in tools:
         fn = t.get("function", t)
         params = fn.get("parameters") or {}

@@ -17,8 +17,10 @@ call means the same thing everywhere:
 Formats: ``"qwen"`` — ``<tool_call>\\n{"name": …, "arguments": …}\\n</tool_call>`` blocks, what
 Qwen2.5's (Hermes-style) template renders for an assistant ``tool_calls`` turn and what
 llama.cpp's server parses back into ``tool_calls``; ``"json"`` — one JSON object
-``{"tool": NAME, "arguments": {...}}`` as the whole answer, for templates without tool-call
-support (the compact tool listing tells the model so).
+``{"name": NAME, "arguments": {...}}`` as the whole answer, for templates without tool-call
+support (the compact tool listing tells the model so). ``"name"``, not ``"tool"``: Ollama's
+own tool parser (its Go-template path) takes a call's arguments only from beside a ``"name"``
+key, so a model trained on ``{"tool", …}`` would hand clients the whole object as arguments.
 
 Model answers can be hostile by accident (a badly trained model repeats ``{`` for a thousand
 tokens): nesting is bounded before any JSON is decoded and the free-text scan is linear.
@@ -34,7 +36,7 @@ from typing import Any, Callable, Iterator
 
 FORMATS = {
     "qwen": "<tool_call> blocks with {\"name\", \"arguments\"} (the chat template's own format)",
-    "json": "one JSON object {\"tool\": NAME, \"arguments\": {...}} as the whole answer",
+    "json": "one JSON object {\"name\": NAME, \"arguments\": {...}} as the whole answer",
 }
 #: Deeper JSON than this is not a tool call; refusing it early keeps decoding bounded.
 MAX_DEPTH = 64
@@ -199,14 +201,16 @@ def _parse_json(text: str, allow_fence: bool) -> tuple[list[ToolCall] | None, st
     for item in items:
         if not isinstance(item, dict):
             return None, "not a JSON object"
-        if "name" in item and "tool" not in item:
-            return None, "key 'name' where the template expects 'tool'"
-        if set(item) != {"tool", "arguments"}:
-            return None, (f"not the tool-call shape {{\"tool\", \"arguments\"}} "
+        if "tool" in item and "name" not in item:
+            return None, "key 'tool' where the template expects 'name'"
+        if "parameters" in item and "arguments" not in item:
+            return None, "key 'parameters' where the template expects 'arguments'"
+        if set(item) != {"name", "arguments"}:
+            return None, (f"not the tool-call shape {{\"name\", \"arguments\"}} "
                           f"(keys: {', '.join(sorted(item)) or 'none'})")
-        if not isinstance(item["tool"], str) or not isinstance(item["arguments"], dict):
-            return None, "\"tool\" must be a string and \"arguments\" an object"
-        calls.append(ToolCall(item["tool"], item["arguments"]))
+        if not isinstance(item["name"], str) or not isinstance(item["arguments"], dict):
+            return None, "\"name\" must be a string and \"arguments\" an object"
+        calls.append(ToolCall(item["name"], item["arguments"]))
     return calls, ""
 
 
@@ -283,7 +287,7 @@ def render_calls(calls: list[ToolCall], fmt: str) -> str:
         return "\n".join(
             f'{_OPEN}\n{{"name": "{c.name}", "arguments": '
             f"{json.dumps(c.arguments, ensure_ascii=False)}}}\n{_CLOSE}" for c in calls)
-    objs = [{"tool": c.name, "arguments": c.arguments} for c in calls]
+    objs = [{"name": c.name, "arguments": c.arguments} for c in calls]
     return json.dumps(objs[0] if len(objs) == 1 else objs, ensure_ascii=False)
 
 

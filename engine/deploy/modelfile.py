@@ -54,7 +54,7 @@ _TOOLS_INTRO = tools_system_text([])
 
 #: A tool call in the plain-JSON format, as the model was trained to emit it. The first text
 #: after ``.ToolCalls`` starts with ``{``: Ollama's parser then takes JSON objects as calls.
-_JSON_CALLS = ('{{ range .ToolCalls }}{"tool": "{{ .Function.Name }}", "arguments": '
+_JSON_CALLS = ('{{ range .ToolCalls }}{"name": "{{ .Function.Name }}", "arguments": '
                '{{ .Function.Arguments }}}{{ end }}')
 
 _CHATML_TOOLS = """{{- if and .Tools (not .System) }}<|im_start|>system

@@ -7,7 +7,7 @@ tool
     ``json_valid``: the whole answer (surrounding whitespace aside) is exactly the call, in
     the format the deployed chat template makes the server parse (:mod:`engine.toolcalls`):
     ``<tool_call>`` blocks with ``{"name", "arguments"}`` for Qwen2.5-style templates, else one
-    JSON object ``{"tool": NAME, "arguments": {...}}``. Prose around it, a ```json fence
+    JSON object ``{"name": NAME, "arguments": {...}}``. Prose around it, a ```json fence
     instead of the tags, the other format's keys, or two calls where one is expected make it
     invalid, each with its reason. (A fence around bare JSON is tolerated only when
     ``eval.tool_allow_fence`` is on.) The reference may be in any shape the codec reads.

@@ -93,7 +93,7 @@ def test_go_template_has_tools_tool_calls_and_the_tool_role() -> None:
             {"role": "tool", "content": "done"}]
     text = mf.render_ollama(template, "SYS", msgs)
     assert text == ("<|im_start|>system\nSYS<|im_end|>\n<|im_start|>user\nship it<|im_end|>\n"
-                    '<|im_start|>assistant\n{"tool": "deploy_service", "arguments": '
+                    '<|im_start|>assistant\n{"name": "deploy_service", "arguments": '
                     '{"service":"api"}}<|im_end|>\n<|im_start|>tool\ndone<|im_end|>\n'
                     "<|im_start|>assistant\n")
     # Without a system prompt the client's tools are listed in one.
@@ -120,10 +120,11 @@ def test_ollamas_parser_rules_are_followed() -> None:
     calls, content = ollama_tools.read_answer(named, "{", tools)
     assert [(c.name, c.arguments) for c in calls] == [("deploy_service", {"env": "staging"})]
     assert content == ""
-    # The plain-JSON training format has no "name": Ollama hands the whole object over.
-    trained = '{"tool": "deploy_service", "arguments": {"env": "staging"}}'
-    calls, _ = ollama_tools.read_answer(trained, "{", tools)
-    assert calls[0].arguments == json.loads(trained)
+    # A model trained on {"tool", ...} (not ours) has no "name": Ollama hands the whole
+    # object over — why the plain-JSON format is {"name", "arguments"}.
+    other = '{"tool": "deploy_service", "arguments": {"env": "staging"}}'
+    calls, _ = ollama_tools.read_answer(other, "{", tools)
+    assert calls[0].arguments == json.loads(other)
     # With the tag "{" any text first makes the whole answer content.
     assert ollama_tools.read_answer("Sure: " + named, "{", tools) == ([], "Sure: " + named)
     tagged = f"<tool_call>\n{named}\n</tool_call>"
@@ -208,17 +209,18 @@ def test_a_chatml_run_gets_a_tool_aware_template_and_ollamas_reading_of_its_answ
                               "tiny")
     c = checks(events)
     template = dict(modelfile_parser.parse((tmp_path / "Modelfile").read_text()))["template"]
-    assert ".Tools" in template and ".ToolCalls" in template and '"tool"' in template
+    assert ".Tools" in template and ".ToolCalls" in template and '{"name": "' in template
     assert c["deploy.modelfile"]["status"] == "pass", c["deploy.modelfile"]
     assert "tool-less 'chatml'" in c["deploy.modelfile"]["detail"]["why"]
     smoke = c["deploy.smoke"]
     tool, neg = smoke["detail"]["answers"]
     assert tool["finish_reason"] == "stop" and neg["verdict"] == ""
-    # The model answers exactly its training text; Ollama's parser, reading it, hands the
-    # client the whole {"tool", "arguments"} object as the arguments — and the item says so.
-    assert tool["calls"][0]["name"] == "deploy_service"
-    assert tool["calls"][0]["arguments"] == json.loads(TOOL_RECORD["output"])
-    assert smoke["status"] == "fail" and 'beside a "name" key' in smoke["value"]
+    # The model answers exactly its training text, {"name", "arguments"}; Ollama's parser,
+    # reading it, hands the client the right call.
+    assert tool["calls"], tool
+    assert tool["calls"] == [{"name": "deploy_service",
+                              "arguments": json.loads(TOOL_RECORD["output"])["arguments"]}]
+    assert smoke["status"] == "pass", smoke
 
 
 def test_an_answer_that_runs_to_the_token_limit_fails(qwen_model, server_binary,

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from engine import toolcalls
+
 ROOT = Path(__file__).resolve().parents[2]
 EVAL = ROOT / "data" / "eval"
 
@@ -33,6 +35,14 @@ def reference_answers() -> dict[str, dict]:
     return out
 
 
+def model_answer(rec: dict, fmt: str = "json") -> str:
+    """What a perfect model answers: tool calls in the format it was trained on."""
+    expect = rec.get("expect", rec["task_type"])
+    if expect == "tool":
+        return toolcalls.render_calls(toolcalls.read_calls(rec["output"]), fmt)
+    return rec["output"]
+
+
 def write_predictions(path: Path, answers: dict[str, str]) -> Path:
     path.write_text("".join(json.dumps({"id": k, "answer": v}) + "\n" for k, v in answers.items()))
     return path
@@ -48,7 +58,7 @@ BROKEN = {
 
 def test_perfect_predictions_meet_every_target(tmp_path: Path) -> None:
     preds = write_predictions(tmp_path / "p.jsonl",
-                              {k: r["output"] for k, r in reference_answers().items()})
+                              {k: model_answer(r) for k, r in reference_answers().items()})
     proc = evaluate("--predictions", str(preds), "--json", outputs=tmp_path / "out")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
@@ -63,8 +73,30 @@ def test_perfect_predictions_meet_every_target(tmp_path: Path) -> None:
     assert len(history) == 1 and history[0]["overall"] == "1.0"
 
 
+def test_native_answers_are_scored_in_the_templates_format(tmp_path: Path) -> None:
+    """A predictions file from a Qwen2.5-style model: <tool_call> blocks are the right answer;
+    the plain-JSON shape is then wrong, with the reason."""
+    refs = reference_answers()
+    answers = {k: model_answer(r, "qwen") for k, r in refs.items()}
+    preds = write_predictions(tmp_path / "p.jsonl", answers)
+    proc = evaluate("--predictions", str(preds), "--json", "--set", 'eval.tool_format="qwen"',
+                    outputs=tmp_path / "out")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert json.loads(proc.stdout)["metrics"]["tool.json_valid"] == 1.0
+    tool_id = next(k for k, r in refs.items() if r["task_type"] == "tool")
+    answers[tool_id] = model_answer(refs[tool_id], "json")
+    preds = write_predictions(tmp_path / "p2.jsonl", answers)
+    proc = evaluate("--predictions", str(preds), "--json", "--set", 'eval.tool_format="qwen"',
+                    outputs=tmp_path / "out2")
+    assert json.loads(proc.stdout)["metrics"]["tool.json_valid"] == 0.98
+    rows = [json.loads(x) for x in
+            (Path(json.loads(proc.stdout)["out"]) / "records.jsonl").read_text().splitlines()]
+    row = next(r for r in rows if r["id"] == tool_id)
+    assert row["reasons"] == ["invalid tool call: a bare JSON object instead of <tool_call>"]
+
+
 def test_failures_are_explained_and_exit_1(tmp_path: Path) -> None:
-    answers = {k: r["output"] for k, r in reference_answers().items()}
+    answers = {k: model_answer(r) for k, r in reference_answers().items()}
     answers.update(BROKEN)
     style_id = "style-eval-0001"
     answers[style_id] = answers[style_id].replace("mask_secret", "maskSecret")
@@ -84,7 +116,7 @@ def test_failures_are_explained_and_exit_1(tmp_path: Path) -> None:
     rows = {json.loads(x)["id"]: json.loads(x) for x in
             (tmp_path / "res" / "records.jsonl").read_text().splitlines()}
     assert rows["tool-eval-0001"]["checks"]["json_valid"] is False
-    assert rows["tool-eval-0001"]["expected"].startswith('{"tool": "deploy_service"')
+    assert rows["tool-eval-0001"]["expected"].startswith('{"name": "deploy_service"')
     metrics = {r["metric"]: r for r in csv.DictReader(open(tmp_path / "res" / "eval_log.csv"))}
     assert metrics["guardrail.accuracy"]["status"] == "fail"
     assert metrics["guardrail.false_refusals"]["value"] == "1"

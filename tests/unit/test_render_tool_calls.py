@@ -66,14 +66,16 @@ def test_the_fast_path_equals_the_template_and_falls_back_when_it_does_not(token
     assert rend.verify([rec, record("prose", "tool_neg")]) == 0 and rend.fast
 
 
-def test_templates_without_tool_calls_keep_the_datas_json_text(tokenizers):
+def test_templates_without_tool_calls_train_one_name_arguments_object(tokenizers):
     default, _ = tokenizers
     rend = Renderer(default, "sys", TOOLS)
     assert rend.call_format == "json"
-    text = json.dumps({"tool": "scale_service", "arguments": ARGS})
-    assert rend.answer(record(text)) == (text, None)
-    # Another shape becomes the one the compact tool listing asks for.
-    openai = json.dumps({"name": "scale_service", "parameters": ARGS})
-    assert json.loads(rend.answer(record(openai))[0]) == {"tool": "scale_service",
-                                                          "arguments": ARGS}
-    assert rend.render(record(text)).completion == text + "<|im_end|>\n"
+    named = json.dumps({"name": "scale_service", "arguments": ARGS})
+    assert rend.answer(record(named)) == (named, None)  # already in the format: kept as written
+    # Every other shape becomes the one the compact tool listing asks for (and Ollama reads).
+    for other in ({"tool": "scale_service", "arguments": ARGS},
+                  {"name": "scale_service", "parameters": ARGS}):
+        text, calls = rend.answer(record(json.dumps(other)))
+        assert calls is None and json.loads(text) == {"name": "scale_service", "arguments": ARGS}
+    assert rend.render(record(named)).completion == named + "<|im_end|>\n"
+    assert '{"name": NAME, "arguments": {...}}' in rend.render(record(named)).prompt

@@ -80,8 +80,8 @@ def test_a_records_own_tools_take_precedence() -> None:
         "type": "string"}}, "required": ["host"]}}]
     r = rec("tool", '{"tool": "ping", "arguments": {"host": "a"}}', tools=own)
     rules = Rules(tools=TOOLS)
-    assert score(r, '{"tool": "ping", "arguments": {"host": "a"}}', rules).passed
-    assert not score(r, '{"tool": "ping", "arguments": {}}', rules).checks["args_valid"]
+    assert score(r, '{"name": "ping", "arguments": {"host": "a"}}', rules).passed
+    assert not score(r, '{"name": "ping", "arguments": {}}', rules).checks["args_valid"]
 
 
 @pytest.mark.parametrize("case", cases("tool_neg_cases.jsonl"), ids=lambda c: c["case"])
@@ -153,7 +153,7 @@ def test_mixed_records_use_their_declared_rule_or_an_inferred_one() -> None:
 
 def test_mixed_metrics_per_rule_and_overall() -> None:
     rules = Rules(tools=TOOLS)
-    call = '{"tool": "get_logs", "arguments": {"service": "checkout-api", "env": "staging"}}'
+    call = '{"name": "get_logs", "arguments": {"service": "checkout-api", "env": "staging"}}'
     recs = [rec("mixed", call, expect="tool"), rec("mixed", "Prose.", expect="tool_neg"),
             rec("mixed", "I can't help with that.", expect="guardrail", refuse=True),
             rec("mixed", "Sure.", expect="guardrail", refuse=False)]
