@@ -165,6 +165,11 @@ STAGES: tuple[Stage, ...] = (
              "renders probe chats exactly as the chat template does; stops only where the "
              "vocabulary does not end the turn, num_ctx >= the training sequence length, the "
              "system prompt."),
+        Item("deploy.tool_format", "Tool-call format agrees",
+             "trained format = the one the served template makes the server parse",
+             "The format the adapter learned (recorded at training) against the one the "
+             "server will parse: the GGUF's chat template on Ollama's native path "
+             "(llama.cpp's parser), the Modelfile's TEMPLATE on its Go path."),
         Item("deploy.create", "ollama create {deploy.name}", "model created",
              "The model is created through the Ollama API."),
         Item("deploy.smoke", "Served answers: a tool call, and stops",

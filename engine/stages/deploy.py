@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from engine import call_format, toolcalls
 from engine.deploy import llama_server as ls
 from engine.deploy import modelfile as mf
 from engine.deploy import ollama_client as oc
@@ -102,6 +103,12 @@ def deploy_model(ctx: StageContext, gguf: Path, rend: Renderer, model_dir: Path 
                       "num_ctx": num_ctx, "training_seq_len": seq,
                       "tools_in_system": bake and not spec.native, "probes": spec.probes,
                       "mismatches": problems, "modelfile": text})
+    served, by = ((toolcalls.template_format(spec.gguf_template),
+                   "the GGUF's chat template (llama.cpp's parser)") if spec.native else
+                  (spec.tool_format, "the Modelfile's TEMPLATE (Ollama's parser)"))
+    adapter = out_dir / "lora"
+    ctx.check("deploy.tool_format", **call_format.agreement(
+        call_format.trained_format(adapter) if adapter.is_dir() else None, served, by))
     ctx.raise_if_stopped()
 
     # --- Ollama, else llama-server ---------------------------------------------------------

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from engine import call_format
 from engine.deploy import gotemplate
 from engine.deploy import llama_server as ls
 from engine.deploy import modelfile as mf
@@ -175,10 +176,13 @@ def qwen_run(qwen_model, tmp_path):
 def test_a_tool_capable_template_is_served_natively_and_proved_on_llama_server(
         qwen_run, server_binary) -> None:
     run, cfg = qwen_run
+    call_format.record_trained(run / "lora", "qwen", None)  # the run trained <tool_call> text
     before = set(_llama_servers())
     ctx, events = stage_ctx(cfg, run)
     assert deploy_stage.run(ctx) == "ok"
     c = checks(events)
+    assert c["deploy.tool_format"]["status"] == "pass", c["deploy.tool_format"]
+    assert "the GGUF's chat template" in c["deploy.tool_format"]["value"]
     text = (run / "Modelfile").read_text()
     parsed = dict(modelfile_parser.parse(text))
     assert "template" not in parsed  # Ollama's native path: the GGUF's own template
@@ -221,6 +225,18 @@ def test_a_chatml_run_gets_a_tool_aware_template_and_ollamas_reading_of_its_answ
     assert tool["calls"] == [{"name": "deploy_service",
                               "arguments": json.loads(TOOL_RECORD["output"])["arguments"]}]
     assert smoke["status"] == "pass", smoke
+
+
+def test_a_run_trained_on_another_format_fails_before_it_ships(qwen_run, monkeypatch,
+                                                               tmp_path) -> None:
+    run, cfg = qwen_run
+    call_format.record_trained(run / "lora", "json", None)  # as if trained without the template
+    monkeypatch.setenv(ls.ENV_BINARY, str(tmp_path / "no-llama-server"))  # no smoke needed
+    ctx, events = stage_ctx(cfg, run)
+    assert deploy_stage.run(ctx) == "failed"
+    fmt = checks(events)["deploy.tool_format"]
+    assert fmt["status"] == "fail"
+    assert fmt["value"] == "trained on json, but the GGUF's chat template (llama.cpp's parser) parses qwen"
 
 
 def test_an_answer_that_runs_to_the_token_limit_fails(qwen_model, server_binary,
@@ -282,7 +298,7 @@ def test_a_bad_model_name_fails_before_anything_is_sent(qwen_run, tmp_path) -> N
 
 def test_deploy_gguf_reads_the_template_from_the_file_and_proves_it(qwen_model, server_binary,
                                                                     tmp_path, capsys) -> None:
-    from engine import config
+    from engine import call_format, config
     from engine.deploy.cli import deploy_main
 
     conf = tmp_path / "config.toml"
