@@ -85,8 +85,8 @@ STAGES: tuple[Stage, ...] = (
              "The smoothed loss over the last part of the run stays in the band."),
         Item("mini.tool_json", "{mini.tool_probes} tool prompts give valid JSON",
              "{mini.tool_probes}/{mini.tool_probes}",
-             "Greedy answers to the first held-out tool prompts are exactly one tool-call "
-             "JSON object each."),
+             "Greedy answers to the first held-out tool prompts are each exactly one tool "
+             "call in the format the chat template makes the server parse."),
         Item("mini.style_match", "{mini.style_probes} style prompts match the style",
              "{mini.style_probes}/{mini.style_probes}",
              "Greedy answers to the first held-out style prompts pass the house lint and "
