@@ -1,6 +1,6 @@
 """``python -m engine``: the engine's own command line (the UI and `web4tui` call it).
 
-    python -m engine start [STAGES...] [--run NAME] [--config F] [--set k=v ...]
+    python -m engine start [STAGES...] [--run NAME] [--config F] [--set k=v ...] [--keep-going]
         prepare the run folder, start a detached worker, print {"run", "path", "pid"} as JSON
     python -m engine work RUN_DIR STAGES...      the worker itself (normally started by start)
     python -m engine check [PATHS...] [--json] [--config F] [--set k=v ...]   stage 1 alone
@@ -34,11 +34,14 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("--set", action="append", default=[], dest="sets")
     start.add_argument("--resume", action="store_true",
                        help="continue training stages from their last checkpoint")
+    start.add_argument("--keep-going", action="store_true",
+                       help="run every stage even when the ones it needs are not proved")
 
     work = sub.add_parser("work", help="work on a prepared run (foreground)")
     work.add_argument("run_dir")
     work.add_argument("stages", nargs="+")
     work.add_argument("--resume", action="store_true")
+    work.add_argument("--keep-going", action="store_true")
     work.add_argument("--no-detach-output", action="store_true",
                       help="keep stdout/stderr (for debugging)")
 
@@ -72,13 +75,14 @@ def main(argv: list[str] | None = None) -> int:
             from engine import launch
             stages = args.stages or list(checklist.STAGE_IDS)
             run, _cfg = launch.prepare(args.run, args.config, args.sets, stages)
-            pid = launch.spawn(run, stages, resume=args.resume)
+            pid = launch.spawn(run, stages, resume=args.resume, keep_going=args.keep_going)
             print(json.dumps({"run": run.name, "path": str(run.root), "pid": pid}))
             return 0
         if args.cmd == "work":
             from engine.worker import work as do_work
             return do_work(Path(args.run_dir), args.stages, resume=args.resume,
-                           detach_output=not args.no_detach_output)
+                           detach_output=not args.no_detach_output,
+                           keep_going=args.keep_going)
         if args.cmd == "check":
             from engine.check_cli import check_main
             return check_main(args.paths, args.config, args.sets, as_json=args.json)

@@ -3,6 +3,8 @@
 The UI draws its tree from :data:`STAGES`; the engine proves items with ``check`` events that
 name an item ``id``. Targets are templates over the run config (``{sanity.max_avg_tokens}``),
 so the numbers live in one place — ``defaults.toml`` — and the tree shows the run's own values.
+Stages gate each other through ``needs``: :func:`blocker` says which unproved stage or item
+keeps a stage from running, for the engine (which then ends it ``blocked``) and the UI alike.
 Stdlib only: the UI imports this module.
 """
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,9 @@ class Stage:
     title: str
     summary: str
     items: tuple[Item, ...]
+    #: What must be proved before this stage may spend compute: a stage id (that stage ended
+    #: ``ok``) or an item id (that item passed or warned — e.g. "an adapter exists").
+    needs: tuple[str, ...] = ()
 
 
 STAGES: tuple[Stage, ...] = (
@@ -73,7 +78,7 @@ STAGES: tuple[Stage, ...] = (
              "Device errors are caught and explained."),
         Item("dry_run.memory", "Memory under budget", "peak < budget",
              "Memory is sampled inside the training process against the budget."),
-    )),
+    ), needs=("sanity",)),
     Stage("mini", 3, "Mini fine-tune", "~2k balanced samples, one epoch.", (
         Item("mini.loss_stable", "Loss stable in {mini.loss_band_low}-{mini.loss_band_high}",
              "smoothed loss in band",
@@ -93,7 +98,7 @@ STAGES: tuple[Stage, ...] = (
              "Stage-5 scorer on the style eval set: lint pass and AST match."),
         Item("mini.eval_guardrail", "Guardrail accuracy", ">= {mini.target_guardrail}",
              "Stage-5 scorer on the guardrail eval set: refuse/answer decision right."),
-    )),
+    ), needs=("dry_run",)),
     Stage("full", 4, "Full fine-tune", "All buckets, the long run.", (
         Item("full.config", "LoRA r={lora.r}, alpha={lora.alpha}, dropout={lora.dropout}",
              "batch 1, grad accum {full.grad_accum}, seq {full.seq_len}, "
@@ -107,7 +112,7 @@ STAGES: tuple[Stage, ...] = (
         Item("full.adapter_saved", "Adapter saved to outputs/<run>/lora",
              "loads with PeftModel.from_pretrained",
              "The final adapter is written and loads back."),
-    )),
+    ), needs=("mini",)),
     Stage("eval", 5, "Evaluate", "Every held-out eval file, scored per bucket.", (
         Item("eval.tool_json_valid", "Tool JSON validity", ">= {eval.tool_json_valid}",
              "Whole answer is one tool-call JSON object."),
@@ -128,7 +133,7 @@ STAGES: tuple[Stage, ...] = (
              "Mixed records scored by the rule each declares."),
         Item("eval.logged", "Scores logged", "eval_log.md and eval_log.csv",
              "Per-record results and the summary are written to the run's eval folder."),
-    )),
+    ), needs=("full.adapter_saved",)),
     Stage("export", 6, "Export", "Merge, convert to GGUF, quantize, re-check.", (
         Item("export.merge", "Merged (merge_and_unload)",
              "{export.merge_dtype} HF folder with tokenizer and chat template",
@@ -144,7 +149,7 @@ STAGES: tuple[Stage, ...] = (
         Item("export.parity", "GGUF eval within ±{export.parity_points} point",
              "|GGUF - merged| <= {export.parity_points}",
              "The stage-5 evaluation on the quantized GGUF against the merged model."),
-    )),
+    ), needs=("full.adapter_saved",)),
     Stage("deploy", 7, "Deploy", "Ollama model with a template that stops.", (
         Item("deploy.modelfile", "Modelfile references the GGUF",
              "TEMPLATE renders like the chat template; a stop per end-of-turn token",
@@ -158,8 +163,8 @@ STAGES: tuple[Stage, ...] = (
              "A tool prompt comes back as valid tool JSON and stops."),
         Item("deploy.docker", "Docker Desktop Models import (optional)", "optional",
              "Shown as a command; run when docker with model support exists.", optional=True),
-    )),
-    Stage("advice", 8, "Iterate", "When a target is missed, what to change.", (
+    ), needs=("export.quantize",)),
+    Stage("advice", 8, "Advice", "When a target is missed, what to change.", (
         Item("advice.loss_stagnates", "Loss stagnates → more epochs or lower LR", "no trigger",
              "Smoothed loss stops falling while above target.", optional=True),
         Item("advice.prose_not_json", "Prose instead of tool JSON → add tool_neg examples",
@@ -174,7 +179,7 @@ STAGES: tuple[Stage, ...] = (
              "A non-finite loss or grad norm, or a loss well above its best.", optional=True),
         Item("advice.memory", "Memory over budget → shorter sequences", "no trigger",
              "Peak memory above the budget during training.", optional=True),
-    )),
+    ), needs=("sanity",)),
 )
 
 STAGE_IDS: tuple[str, ...] = tuple(s.id for s in STAGES)
@@ -190,6 +195,65 @@ def stage(stage_id: str) -> Stage:
         if s.id == stage_id:
             return s
     raise KeyError(stage_id)
+
+
+#: Item statuses that count as proved for a dependency (a warning never blocks).
+PROVED_ITEM = frozenset({"pass", "warn"})
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """Why a stage may not start: the unmet need and, down the chain, what to fix first."""
+
+    need: str  # the stage or item id in ``Stage.needs`` that is not proved
+    item: str  # the root: the failed item (or the stage never run) that everything waits on
+    run_first: str  # the earliest stage whose run would lift the block
+    reason: str  # one line for people
+
+    def payload(self) -> dict[str, str]:
+        return {"blocked_by": self.item, "need": self.need, "run_first": self.run_first,
+                "reason": self.reason}
+
+
+def blocker(stage_id: str, stage_status: Mapping[str, str], item_status: Mapping[str, str],
+            cfg: dict[str, Any] | None = None) -> Blocker | None:
+    """The first need of ``stage_id`` that is not proved, or None when it may run.
+
+    ``stage_status`` maps stage ids to their last finish status (``ok`` = proved);
+    ``item_status`` maps item ids to their last check status. Needs point to earlier
+    stages only, so following them down always ends.
+    """
+    for need in stage(stage_id).needs:
+        owner = stage(need.split(".")[0])
+        if need in ITEMS:
+            st = item_status.get(need)
+            if st in PROVED_ITEM:
+                continue
+            direct = (f"needs “{render(ITEMS[need].title, cfg)}” ({owner.number}. {owner.title})"
+                      f", which {_word(st) if st else 'has not been proved'}")
+            deeper = None if st else blocker(owner.id, stage_status, item_status, cfg)
+        else:
+            st = stage_status.get(need)
+            if st == "ok":
+                continue
+            failed = [i.id for i in owner.items if item_status.get(i.id) == "fail"]
+            if failed:
+                return Blocker(need, failed[0], need, f"needs {owner.number}. {owner.title}, "
+                               f"whose item “{render(ITEMS[failed[0]].title, cfg)}” failed")
+            direct = f"needs {owner.number}. {owner.title} to pass ({st or 'not run yet'})"
+            deeper = blocker(owner.id, stage_status, item_status, cfg)
+        if deeper is None:
+            return Blocker(need, need, owner.id, direct)
+        root = deeper.item
+        where = (f"“{render(ITEMS[root].title, cfg)}” ({stage(root.split('.')[0]).number}. "
+                 f"{stage(root.split('.')[0]).title}) failed" if root in ITEMS
+                 else f"{stage(root).number}. {stage(root).title} has not passed")
+        return Blocker(need, root, deeper.run_first, f"{direct}; first: {where}")
+    return None
+
+
+def _word(status: str | None) -> str:
+    return {"fail": "failed", "skip": "was skipped"}.get(status or "", status or "")
 
 
 def render(template: str, cfg: dict[str, Any] | None) -> str:

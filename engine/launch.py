@@ -46,14 +46,14 @@ def prepare(run_name: str | None, config_file: str | None, sets: list[str],
     return run, cfg
 
 
-def spawn(run: Run, stages: list[str], *, resume: bool = False,
+def spawn(run: Run, stages: list[str], *, resume: bool = False, keep_going: bool = False,
           handshake_s: float = 60.0) -> int:
     """Start ``python -m engine work`` detached; wait for its hello. Returns its pid."""
     offset = run.events_path.stat().st_size if run.events_path.exists() else 0
     with open(run.log_path, "ab") as logf:
         proc = subprocess.Popen(
             [sys.executable, "-m", "engine", "work", str(run.root), *stages,
-             *(["--resume"] if resume else [])],
+             *(["--resume"] if resume else []), *(["--keep-going"] if keep_going else [])],
             stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
             start_new_session=True, cwd=os.getcwd(), env=_child_env(),
         )

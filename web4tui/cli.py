@@ -19,9 +19,9 @@ from engine import checklist
 from engine.protocol import Event
 from web4tui import engine_client
 from web4tui.follow import Follower
+from web4tui.glyphs import glyph
 from web4tui.runfolder import RunFolder, find_run, list_runs
 
-GLYPH = {"pass": "✓", "fail": "✗", "warn": "!", "skip": "-"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue training stages from their last checkpoint")
     r.add_argument("--detach", action="store_true",
                    help="start the engine and return; follow it later with attach")
+    r.add_argument("--keep-going", action="store_true",
+                   help="run every stage asked for, even when a stage it needs did not pass "
+                        "(by default a failed stage blocks the ones after it)")
 
     c = sub.add_parser("check", help="stage 1 (sanity check) on files or folders")
     c.add_argument("paths", nargs="*", metavar="PATH",
@@ -209,7 +212,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from web4tui.runfolder import find_run
         args.run = find_run(None).name  # resume the newest run unless told which
     started = engine_client.start(stages, run=args.run, config=args.config, sets=args.sets,
-                                  resume=args.resume)
+                                  resume=args.resume, keep_going=args.keep_going)
     run = RunFolder(started.path)
     print(f"run {started.run}: engine pid {started.pid}, folder {started.path}", flush=True)
     if args.detach:
@@ -243,13 +246,18 @@ def follow_headless(run: RunFolder, pid: int, stages: list[str]) -> int:
         print(f"the engine ended without finishing {', '.join(missing)}; last lines of "
               f"{run.log}:\n{run.log_tail()}", file=sys.stderr)
         return 1
-    bad = {s: st for s, st in follower.finished.items() if s in stages and st != "ok"}
+    blocked = [s for s, st in follower.finished.items() if s in stages and st == "blocked"]
+    bad = {s: st for s, st in follower.finished.items()
+           if s in stages and st not in ("ok", "blocked")}
     unproved = [i for i, st in printer.checks.items() if st == "skip"
                 and i in checklist.ITEMS and not checklist.ITEMS[i].optional
                 and i.split(".")[0] in stages]
-    if bad or unproved:
+    if bad or unproved or blocked:
         if bad:
             print("not passed: " + ", ".join(f"{s} ({st})" for s, st in bad.items()))
+        if blocked:
+            print("blocked (not started): " + ", ".join(blocked)
+                  + "; fix what blocks them, or run with --keep-going")
         if unproved:
             print("not proved (skipped): " + ", ".join(unproved))
         return 1
@@ -326,7 +334,7 @@ class LinePrinter:
             title = checklist.render(item.title, self.cfg) if item else ev.get("item")
             value = ev.get("value")
             detail = ev.get("detail") if ev.get("status") == "skip" else None
-            line = (f"{tag} {GLYPH.get(ev.get('status'), '?')} {ev.get('status')} {title}"
+            line = (f"{tag} {glyph(str(ev.get('status')))} {ev.get('status')} {title}"
                     + (f" — {value}" if value else "") + (f" ({detail})" if detail else ""))
         elif ev.type == "metric":
             vals = ev.get("values") or {}
@@ -345,6 +353,9 @@ class LinePrinter:
             line = f"{tag} advice: {ev.get('symptom')} → {ev.get('action')}"
         elif ev.type == "artifact":
             line = f"{tag} wrote {ev.get('kind')}: {ev.get('path')}"
+        elif ev.type == "stage_finished" and ev.get("status") == "blocked":
+            summary = ev.get("summary") or {}
+            line = f"{tag} {glyph('blocked')} blocked — {summary.get('reason', 'needs an earlier stage')}"
         elif ev.type == "stage_finished":
             line = f"{tag} finished {ev.get('status')} in {ev.get('duration_s', 0):.1f}s"
         if line:

@@ -32,7 +32,7 @@ def engine_cmd(*args: str) -> list[str]:
 
 
 def start(stages: list[str], *, run: str | None = None, config: str | None = None,
-          sets: list[str] = (), resume: bool = False) -> Started:
+          sets: list[str] = (), resume: bool = False, keep_going: bool = False) -> Started:
     """Prepare the run and start a detached engine; raises EngineError with its message."""
     args = ["start", *stages]
     if run:
@@ -43,6 +43,8 @@ def start(stages: list[str], *, run: str | None = None, config: str | None = Non
         args += ["--set", s]
     if resume:
         args.append("--resume")
+    if keep_going:
+        args.append("--keep-going")
     proc = subprocess.run(engine_cmd(*args), capture_output=True, text=True)
     if proc.returncode != 0:
         msg = proc.stderr.strip() or proc.stdout.strip() or "the engine did not start"

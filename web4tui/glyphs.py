@@ -5,15 +5,17 @@ from __future__ import annotations
 GLYPHS = {
     "pending": "·", "running": "▶", "pass": "✓", "warn": "!", "fail": "✗", "skip": "–",
     "cancelled": "■", "died": "☠", "ok": "✓", "failed": "✗", "skipped": "–",
+    "blocked": "⊘",
 }
 #: State -> theme variable (never a literal colour; the theme decides).
 COLOR_VARS = {
     "pass": "success", "ok": "success", "warn": "warning", "fail": "error", "failed": "error",
     "died": "error", "running": "accent", "cancelled": "secondary",
     "skip": "text-muted", "skipped": "text-muted", "pending": "text-muted",
+    "blocked": "warning",
 }
 LEGEND = ("· pending   ▶ running   ✓ pass   ! warn   ✗ fail   – skip   ■ cancelled   "
-          "☠ engine died")
+          "⊘ blocked (a stage it needs is not proved)   ☠ engine died")
 
 
 def glyph(state: str) -> str:

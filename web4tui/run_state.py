@@ -65,9 +65,11 @@ class RunState:
         self.hello: dict[str, Any] = {}
         self.started_ts: float | None = None  # the latest engine's hello
         self.last_ts: float | None = None
-        self.stage_status: dict[str, str] = {}  # running, ok, failed, cancelled, skipped, died
+        # running, ok, failed, cancelled, skipped, blocked, died
+        self.stage_status: dict[str, str] = {}
         self.stage_started_ts: dict[str, float] = {}
         self.stage_duration: dict[str, float] = {}
+        self.blocked: dict[str, dict[str, Any]] = {}  # stage -> the engine's block summary
         self.progress: dict[str, dict[str, Any]] = {}  # stage -> progress payload + ts
         self.checks: dict[str, dict[str, Any]] = {}
         self.current_stage: str | None = None
@@ -130,6 +132,11 @@ class RunState:
         if not ev.stage:
             return
         self.stage_status[ev.stage] = str(ev.get("status", "ok"))
+        summary = ev.get("summary")
+        if ev.get("status") == "blocked" and isinstance(summary, dict):
+            self.blocked[ev.stage] = summary
+        else:
+            self.blocked.pop(ev.stage, None)
         duration = ev.get("duration_s")
         if isinstance(duration, (int, float)):
             self.stage_duration[ev.stage] = float(duration)
@@ -222,7 +229,7 @@ class RunState:
     def stage_state(self, stage_id: str) -> str:
         """The stage's glyph state: its finish status, or what its items say so far."""
         status = self.stage_status.get(stage_id)
-        if status in ("running", "cancelled", "died"):
+        if status in ("running", "cancelled", "died", "blocked"):
             return status
         items = [self.checks[i.id]["status"] for i in checklist.stage(stage_id).items
                  if i.id in self.checks]
