@@ -10,8 +10,11 @@ Stdlib only: the UI imports this module.
 
 from __future__ import annotations
 
+import functools
 import re
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
 
@@ -257,15 +260,24 @@ def _word(status: str | None) -> str:
 
 
 def render(template: str, cfg: dict[str, Any] | None) -> str:
-    """Fill ``{section.key}`` from the run config (left as is when no config is known)."""
-    if not cfg:
-        return template
+    """Fill ``{section.key}`` from the run config, else from the shipped defaults: a target
+    always reads as numbers, never as a template."""
 
     def sub(m: re.Match[str]) -> str:
         section, key = m.group(1).split(".")
-        value = cfg.get(section, {}).get(key, m.group(0))
+        value = (cfg or {}).get(section, {}).get(key)
+        if value is None:
+            value = _defaults().get(section, {}).get(key, m.group(0))
         if isinstance(value, int) and value >= 100000:
             return f"{value:,}"
         return str(value)
 
     return _FIELD.sub(sub, template)
+
+
+@functools.cache
+def _defaults() -> dict[str, Any]:
+    try:
+        return tomllib.loads(Path(__file__).with_name("defaults.toml").read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}

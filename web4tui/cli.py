@@ -19,7 +19,7 @@ from engine import checklist
 from engine.protocol import Event
 from web4tui import engine_client
 from web4tui.follow import Follower
-from web4tui.glyphs import glyph
+from web4tui.glyphs import glyph, stage_state, word
 from web4tui.runfolder import RunFolder, find_run, list_runs
 
 
@@ -180,13 +180,13 @@ def cmd_runs() -> int:
     if not runs:
         print("no runs yet — start one with `web4tui run` or the app")
         return 0
-    print(f"{'run':<32} {'status':<10} {'stages ok':<10} updated")
+    from web4tui.run_summary import summarize
+
+    print(f"{'run':<32} {'status':<22} {'stages ok':<10} updated")
     for r in runs:
-        stages = r.state().get("stages", {})
-        ok = sum(1 for s in stages.values() if s.get("status") == "ok")
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.events.stat().st_mtime)) \
-            if r.events.exists() else "-"
-        print(f"{r.name:<32} {r.status():<10} {ok}/{len(checklist.STAGE_IDS):<8} {when}")
+        s = summarize(r)
+        print(f"{r.name:<32} {glyph(s.status)} {word(s.status):<20} "
+              f"{s.passed}/{len(checklist.STAGE_IDS):<8} {s.updated}")
     return 0
 
 
@@ -320,6 +320,8 @@ class LinePrinter:
             line = (f"{tag} engine {ev.get('engine_version')} on {ev.get('backend')}/"
                     f"{ev.get('device')} ({ev.get('backend_reason', '')})")
         elif ev.type == "stage_started":
+            for item in [i for i in self.checks if i.startswith(f"{ev.stage}.")]:
+                del self.checks[item]  # a stage run again is judged on its new items only
             line = f"{tag} started — {ev.get('title')}"
         elif ev.type == "progress":
             now = time.monotonic()
@@ -357,7 +359,9 @@ class LinePrinter:
             summary = ev.get("summary") or {}
             line = f"{tag} {glyph('blocked')} blocked — {summary.get('reason', 'needs an earlier stage')}"
         elif ev.type == "stage_finished":
-            line = f"{tag} finished {ev.get('status')} in {ev.get('duration_s', 0):.1f}s"
+            state = stage_state(str(ev.get("status")), [
+                st for i, st in self.checks.items() if i.startswith(f"{ev.stage}.")])
+            line = (f"{tag} {glyph(state)} {word(state)} in {ev.get('duration_s', 0):.1f}s")
         if line:
             print(line, flush=True)
 

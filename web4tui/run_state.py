@@ -14,6 +14,7 @@ from typing import Any, Iterable
 
 from engine import checklist
 from engine.protocol import Event
+from web4tui.glyphs import stage_state
 
 #: The parts of the screen a batch can change (one name per pane or widget).
 PARTS = ("header", "tree", "loss", "memory", "samples", "advice", "log")
@@ -228,20 +229,9 @@ class RunState:
 
     def stage_state(self, stage_id: str) -> str:
         """The stage's glyph state: its finish status, or what its items say so far."""
-        status = self.stage_status.get(stage_id)
-        if status in ("running", "cancelled", "died", "blocked"):
-            return status
         items = [self.checks[i.id]["status"] for i in checklist.stage(stage_id).items
                  if i.id in self.checks]
-        if status == "failed" or "fail" in items:
-            return "fail"
-        if status == "skipped" or (items and all(s == "skip" for s in items)):
-            return "skip"
-        if "warn" in items:
-            return "warn"
-        if status == "ok":
-            return "pass"
-        return "pending"
+        return stage_state(self.stage_status.get(stage_id), items)
 
     def stage_eta(self, stage_id: str, now: float) -> float | None:
         """The engine's last ETA for a running stage, counted down since it was said."""

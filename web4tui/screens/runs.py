@@ -8,13 +8,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from engine import checklist
-from web4tui.glyphs import glyph
+from web4tui.glyphs import glyph, word
 from web4tui.run_summary import RunSummary, summarize
 from web4tui.runfolder import RunFolder, list_runs, outputs_dir
-
-STATUS_GLYPH = {"ok": "pass", "failed": "fail", "died": "died", "running": "running",
-                "cancelled": "cancelled", "new": "pending", "skipped": "skip"}
-
 
 class RunsScreen(Screen[RunFolder | None]):
     BINDINGS = [Binding("enter", "open", "Open", id="runs.open", priority=True),
@@ -30,7 +26,7 @@ class RunsScreen(Screen[RunFolder | None]):
         table.add_columns("run", "status", "stages", "best eval", "updated")
         self.summaries: list[RunSummary] = [summarize(r) for r in list_runs()]
         for s in self.summaries:
-            table.add_row(s.run.name, f"{glyph(STATUS_GLYPH.get(s.status, ''))} {s.status}",
+            table.add_row(s.run.name, f"{glyph(s.status)} {word(s.status)}",
                           f"{s.passed}/{len(checklist.STAGE_IDS)}",
                           "–" if s.best_eval is None else f"{s.best_eval:.1f}", s.updated,
                           key=s.run.name)
