@@ -7,6 +7,7 @@
     python -m engine evaluate [PATHS...] (--run RUN | --adapter DIR | --model DIR | --gguf FILE
         | --ollama NAME | --predictions FILE) [--out DIR] [--json] [--config F] [--set k=v ...]
     python -m engine export --model DIR [--quant Q] [--out DIR]   stage 6 on any HF folder
+    python -m engine config [--config F] [--set k=v ...]   the resolved config as JSON
 
 Exit codes: 0 success, 1 a check failed, 2 bad usage or bad input.
 """
@@ -69,6 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--config")
     export.add_argument("--set", action="append", default=[], dest="sets")
 
+    resolve = sub.add_parser("config", help="print the resolved config as JSON (the app "
+                                            "shows what the next run will use)")
+    resolve.add_argument("--config")
+    resolve.add_argument("--set", action="append", default=[], dest="sets")
+
     args = parser.parse_args(argv)
     try:
         if args.cmd == "start":
@@ -77,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
             run, _cfg = launch.prepare(args.run, args.config, args.sets, stages)
             pid = launch.spawn(run, stages, resume=args.resume, keep_going=args.keep_going)
             print(json.dumps({"run": run.name, "path": str(run.root), "pid": pid}))
+            return 0
+        if args.cmd == "config":
+            from engine import config
+            print(json.dumps(config.load(args.config, args.sets)))
             return 0
         if args.cmd == "work":
             from engine.worker import work as do_work

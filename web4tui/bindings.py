@@ -33,6 +33,8 @@ MAIN_COMMANDS = (
     Command("resume", "c", "resume", "Resume", "Run: resume the interrupted stage and the rest",
             False),
     Command("rerun", "x", "rerun", "Re-run", "Run: re-run the selected stage", False),
+    Command("edit_setting", "e", "edit_setting", "Set",
+            "Run: change a setting for the next run (section.key=value)", False),
     Command("apply_advice", "g", "apply_advice", "Advice",
             "Run: apply the latest advice (its settings, on its stages)", False),
     Command("loss_plot", "p", "loss_plot", "Plot", "View: full loss plot", False),

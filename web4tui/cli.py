@@ -29,10 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="web4tui",
         description="From JSONL records to a fine-tuned, evaluated, quantized coder model in "
                     "Ollama. Without a command: the app on the default config.")
+    _overrides(p, dest="app")
     sub = p.add_subparsers(dest="cmd")
 
     a = sub.add_parser("attach", help="the app on an existing run (default: the newest)")
     a.add_argument("run", nargs="?")
+    _overrides(a, dest="app", also="on top of the run's own config")
 
     r = sub.add_parser("run", help="run stages headless, printing plain progress lines")
     r.add_argument("stages", nargs="*", metavar="STAGE",
@@ -87,13 +89,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _overrides(p: argparse.ArgumentParser, dest: str, also: str = "") -> None:
+    """--config/--set for the app: what the next run started from it will use."""
+    p.add_argument("--config", dest=f"{dest}_config", metavar="F",
+                   help="a TOML file overriding the defaults for runs started from the app"
+                        + (f" ({also})" if also else ""))
+    p.add_argument("--set", action="append", default=[], dest=f"{dest}_sets",
+                   metavar="KEY=VALUE",
+                   help="override one setting for runs started from the app, e.g. "
+                        "--set data.train=/my/data (repeatable)")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.cmd is None:
-            return _app(None, new=True)
+            return _app(None, args.app_config, args.app_sets)
         if args.cmd == "attach":
-            return _app(find_run(args.run), new=False)
+            return _app(find_run(args.run), args.app_config, args.app_sets)
         if args.cmd == "run":
             return cmd_run(args)
         if args.cmd == "check":
@@ -120,10 +133,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _app(run: RunFolder | None, *, new: bool) -> int:
+def _app(run: RunFolder | None, config: str | None, sets: list[str]) -> int:
     from web4tui.app import Web4App  # Textual loads only for the app
+    from web4tui.next_run import NextRun
 
-    message = Web4App(run=run).run()
+    next_run = NextRun(config, list(sets))
+    next_run.resolve(run)  # a bad --set or --config stops here: exit 2, one clear line
+    message = Web4App(run=run, next_run=next_run).run()
     if message:
         print(message)
     return 0

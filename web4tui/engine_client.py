@@ -1,4 +1,4 @@
-"""Talking to the engine from the UI side: start it, and nothing else.
+"""Talking to the engine from the UI side: resolve a config, start an engine.
 
 The engine is a separate process (``python -m engine``); the UI never imports its heavy
 parts. Starting returns at once with the run folder; from then on the run folder's
@@ -51,3 +51,18 @@ def start(stages: list[str], *, run: str | None = None, config: str | None = Non
         raise EngineError(msg.removeprefix("error: "), proc.returncode)
     info = json.loads(proc.stdout.strip().splitlines()[-1])
     return Started(info["run"], Path(info["path"]), int(info["pid"]))
+
+
+def resolve_config(config: str | None = None, sets: list[str] = ()) -> dict:
+    """The config a run started with these overrides would use (the engine validates it);
+    raises EngineError with the engine's message (code 2) when it is not valid."""
+    args = ["config"]
+    if config:
+        args += ["--config", config]
+    for s in sets:
+        args += ["--set", s]
+    proc = subprocess.run(engine_cmd(*args), capture_output=True, text=True)
+    if proc.returncode != 0:
+        msg = proc.stderr.strip() or "the config could not be resolved"
+        raise EngineError(msg.removeprefix("error: "), proc.returncode)
+    return json.loads(proc.stdout)

@@ -25,9 +25,11 @@ from engine import checklist
 from web4tui import engine_client
 from web4tui.bindings import MAIN_COMMANDS, bindings
 from web4tui.follow import Follower
+from web4tui.next_run import NextRun, describe
 from web4tui.run_state import RunState
 from web4tui.runfolder import RunFolder
 from web4tui.screens.confirm import ConfirmScreen
+from web4tui.screens.edit_setting import EditSettingScreen
 from web4tui.screens.plot import PlotScreen
 from web4tui.settings import Settings
 from web4tui.widgets.advice_pane import AdvicePane
@@ -47,14 +49,16 @@ DEFAULTS_TOML = Path(checklist.__file__).with_name("defaults.toml")  # read as d
 class MainScreen(Screen[None]):
     BINDINGS = bindings(MAIN_COMMANDS)
 
-    def __init__(self, run: RunFolder | None, settings: Settings) -> None:
+    def __init__(self, run: RunFolder | None, settings: Settings,
+                 next_run: NextRun | None = None) -> None:
         super().__init__()
         self.run = run
         self.settings = settings
+        self.next_run = next_run or NextRun()
         self.follower = Follower(run) if run else None
         self.state = self._new_state()
         self.engine_alive = bool(run and run.pid())
-        self.cfg = _read_cfg(run)
+        self.cfg = self.next_run.cfg or _read_cfg(run)  # what the tree's targets are read from
         self.starting = False
         self._held: set[str] = set()  # high-rate parts waiting for their next redraw
         self._last_live_redraw = 0.0
@@ -116,7 +120,8 @@ class MainScreen(Screen[None]):
             self.show_detail()
         if "header" in dirty:
             self.query_one(RunHeader).show(self.run and self.run.name, self.state,
-                                           self.engine_alive)
+                                           self.engine_alive, describe(self.next_cfg()),
+                                           self.next_run.overridden)
         for part, pane in (("loss", LossPane), ("memory", MemoryPane),
                            ("samples", SamplesPane), ("log", LogPane)):
             if part in dirty:
@@ -160,6 +165,10 @@ class MainScreen(Screen[None]):
         # Short screens keep the log readable; tall ones give the loss a real plot.
         self.set_class(self.size.height < 30, "-short")
         self.set_class(self.size.height >= 40, "-tall")
+
+    def next_cfg(self) -> dict[str, Any] | None:
+        """The config the next run started here will use."""
+        return self.next_run.cfg or self.cfg
 
     # -- control --------------------------------------------------------------------------
     def selected_stage(self) -> str:
@@ -222,6 +231,30 @@ class MainScreen(Screen[None]):
                           + extra, yes="Apply"),
             lambda ok: ok and self.start(stages, sets))
 
+    def action_edit_setting(self) -> None:
+        self.app.push_screen(EditSettingScreen(self.next_run.sets), self._setting_given)
+
+    def _setting_given(self, assignment: str | None) -> None:
+        if assignment:
+            self._resolve_worker(assignment)
+
+    @work(thread=True, exclusive=True, group="resolve")
+    def _resolve_worker(self, assignment: str) -> None:
+        # The engine validates the setting (a subprocess): never on the UI thread.
+        try:
+            cfg = self.next_run.resolve(self.run, [assignment])
+        except engine_client.EngineError as exc:
+            self.app.call_from_thread(self.notify, str(exc), title="setting not changed",
+                                      severity="error", timeout=15)
+        else:
+            self.app.call_from_thread(self._setting_applied, assignment, cfg)
+
+    def _setting_applied(self, assignment: str, cfg: dict[str, Any]) -> None:
+        self.cfg = cfg
+        self.query_one(ChecklistTree).show(self.state, self.cfg, force=True)
+        self._redraw({"header"})
+        self.notify(f"the next run uses {assignment}", timeout=5)
+
     def action_stop(self) -> None:
         if self.run is None or not self.run.pid():
             self.notify("no engine is running", severity="warning")
@@ -248,13 +281,15 @@ class MainScreen(Screen[None]):
         self.starting = True
         self._fast_poll.resume()
         self.notify(f"starting the engine: {', '.join(stages)}")
-        self._start_worker(stages, self.run.name if self.run else None, sets or [])
+        self._start_worker(stages, self.run.name if self.run else None,
+                           [*self.next_run.sets, *(sets or [])])
 
     @work(thread=True, exclusive=True, group="engine-start")
     def _start_worker(self, stages: list[str], run: str | None, sets: list[str]) -> None:
         # Starting waits for the engine's hello (it may import torch): never on the UI thread.
         try:
-            started = engine_client.start(stages, run=run, sets=sets)
+            started = engine_client.start(stages, run=run, sets=sets,
+                                          config=self.next_run.config)
         except engine_client.EngineError as exc:
             self.app.call_from_thread(self._start_failed, str(exc))
         else:
@@ -269,7 +304,7 @@ class MainScreen(Screen[None]):
         if self.run is None or self.run.root.resolve() != started.path.resolve():
             self.run = RunFolder(started.path)
             self.follower = Follower(self.run)
-            self.cfg = _read_cfg(self.run)
+            self.cfg = _read_cfg(self.run) or self.cfg
             self.query_one(ChecklistTree).show(self.state, self.cfg, force=True)
         self.engine_alive = True
         self.notify(f"engine pid {started.pid} is working on run {started.run}")
