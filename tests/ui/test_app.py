@@ -199,7 +199,6 @@ async def test_run_and_rerun(runs, make_app, started) -> None:
         await pilot.pause(0.3)
         assert started == [(["sanity"], "passing")]
         tree = app.screen.query_one(ChecklistTree)
-        tree.select_node(tree.node_for("dry_run"))
         tree.move_cursor(tree.node_for("dry_run"))
         await pilot.press("r")
         await pilot.pause(0.3)

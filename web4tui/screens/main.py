@@ -22,7 +22,7 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from engine import checklist
-from web4tui import engine_client
+from web4tui import drill, engine_client
 from web4tui.bindings import MAIN_COMMANDS, bindings
 from web4tui.follow import Follower
 from web4tui.next_run import NextRun, describe
@@ -31,6 +31,7 @@ from web4tui.runfolder import RunFolder
 from web4tui.screens.confirm import ConfirmScreen
 from web4tui.screens.edit_setting import EditSettingScreen
 from web4tui.screens.plot import PlotScreen
+from web4tui.screens.result import ResultScreen
 from web4tui.settings import Settings
 from web4tui.widgets.advice_pane import AdvicePane
 from web4tui.widgets.checklist_tree import ChecklistTree
@@ -160,6 +161,21 @@ class MainScreen(Screen[None]):
 
     def on_tree_node_highlighted(self, event: ChecklistTree.NodeHighlighted) -> None:
         self.show_detail()
+
+    def on_tree_node_selected(self, event: ChecklistTree.NodeSelected) -> None:
+        """Enter on an item or a stage: everything the engine said about it."""
+        key = event.node.data
+        if key:
+            self.action_open_result(str(key))
+
+    def action_open_result(self, key: str | None = None) -> None:
+        key = key or self.query_one(ChecklistTree).selected_key()
+        if not key:
+            return
+        title = (checklist.render(checklist.ITEMS[key].title, self.cfg) if key in checklist.ITEMS
+                 else f"{checklist.stage(key).number}. {checklist.stage(key).title}")
+        self.app.push_screen(ResultScreen(title, drill.lines_for(
+            key, self.state, self.cfg, self.run.root if self.run else None)))
 
     def on_resize(self) -> None:
         # Short screens keep the log readable; tall ones give the loss a real plot.
