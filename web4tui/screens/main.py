@@ -22,7 +22,7 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from engine import checklist
-from web4tui import drill, engine_client
+from web4tui import drill, engine_client, estimate
 from web4tui.bindings import MAIN_COMMANDS, bindings
 from web4tui.follow import Follower
 from web4tui.next_run import NextRun, describe
@@ -195,25 +195,59 @@ class MainScreen(Screen[None]):
         stage = self.selected_stage()
         if self.state.stage_status.get(stage) == "ok":
             self.action_rerun()
-        else:
-            self.start([stage])
-
-    def action_rerun(self) -> None:
-        stage = self.selected_stage()
+            return
+        block = self.blocker(stage)
+        if block is None:
+            self.guarded_start([stage])
+            return
         if self._busy():
             return
-        title = checklist.stage(stage).title
+        order = list(checklist.STAGE_IDS)
+        stages = order[order.index(block.run_first): order.index(stage) + 1]
+        spec, first = checklist.stage(stage), checklist.stage(block.run_first)
+        cost = estimate.describe(stages, self.state, self.cfg)
         self.app.push_screen(
-            ConfirmScreen(f"Re-run {title}? Its items go back to pending and its results "
-                          "are replaced.", yes="Re-run"),
-            lambda ok: ok and self.start([stage]))
+            ConfirmScreen(f"{spec.number}. {spec.title} is blocked: it {block.reason}.\n"
+                          f"Run from {first.number}. {first.title} to {spec.number}. "
+                          f"{spec.title}? Each stage starts only if the ones it needs pass."
+                          + (f"\n{cost}" if cost else ""), yes=f"Run {first.title}"),
+            lambda ok: ok and self.start(stages))
+
+    def blocker(self, stage: str) -> checklist.Blocker | None:
+        """What keeps ``stage`` from running, judged on what this run has recorded."""
+        items = {k: str(c.get("status")) for k, c in self.state.checks.items()}
+        return checklist.blocker(stage, self.state.stage_status, items, self.cfg)
+
+    def guarded_start(self, stages: list[str], sets: list[str] | None = None,
+                      what: str = "") -> None:
+        """Cheap stages start at once; training, export or everything asks first."""
+        costly = [s for s in stages if s in estimate.COSTLY]
+        if not costly and len(stages) < len(checklist.STAGE_IDS):
+            self.start(stages, sets)
+            return
+        if self._busy():
+            return
+        names = ", ".join(f"{checklist.stage(s).number}. {checklist.stage(s).title}"
+                          for s in stages)
+        self.app.push_screen(
+            ConfirmScreen(f"{what or 'Start'} {names}?\n"
+                          + estimate.describe(stages, self.state, self.cfg), yes="Start"),
+            lambda ok: ok and self.start(stages, sets))
+
+    def action_rerun(self) -> None:
+        """Run the selected stage again: at once when cheap, after a question when costly."""
+        stage = self.selected_stage()
+        if stage not in self.state.stage_status:
+            self.action_run_stage()  # never run: nothing to replace
+            return
+        self.guarded_start([stage], what="Re-run (its results are replaced)")
 
     def action_run_all(self) -> None:
         remaining = [s for s in checklist.STAGE_IDS if self.state.stage_status.get(s) != "ok"]
         if not remaining:
             self.notify("every stage has passed; x re-runs the selected one")
         else:
-            self.start(remaining)
+            self.guarded_start(remaining, what="Run, stopping at the first that fails:")
 
     def action_resume(self) -> None:
         order = list(checklist.STAGE_IDS)
@@ -222,7 +256,7 @@ class MainScreen(Screen[None]):
         if not stopped:
             self.notify("nothing was interrupted; a runs the remaining stages")
             return
-        self.start(order[order.index(stopped[0]):])
+        self.guarded_start(order[order.index(stopped[0]):], what="Resume")
 
     def action_apply_advice(self) -> None:
         """Offer the newest advice's suggested change: its settings on its stages."""
