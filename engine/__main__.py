@@ -109,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, RunError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except (NotADirectoryError, FileExistsError, PermissionError) as exc:
+        # An unusable outputs folder (a file in its place, no permission): a user mistake.
+        print(f"error: cannot use {exc.filename}: {exc.strerror}; point run.outputs_dir (or "
+              "WEB4TUI_OUTPUTS) at a folder you can write to", file=sys.stderr)
+        return 2
     except RuntimeError as exc:  # launch.LaunchError: the engine did not come up
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -13,7 +13,7 @@ from textual.app import App, SystemCommand
 from textual.screen import Screen
 
 from web4tui import settings as user_settings
-from web4tui.bindings import ALL_COMMANDS, APP_COMMANDS, bindings
+from web4tui.bindings import ALL_COMMANDS, APP_COMMANDS, bindings, key_for
 from web4tui.next_run import NextRun
 from web4tui.runfolder import RunFolder
 from web4tui.screens.confirm import QuitScreen
@@ -89,7 +89,11 @@ class Web4App(App[str | None]):
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen(self.settings.keys))
+            # The keys of whatever has focus now (the tree's own included), then every command.
+            focused = self.screen.focused
+            pane = type(focused).__name__ if focused is not None else type(self.screen).__name__
+            self.push_screen(HelpScreen(self.settings.keys, pane,
+                                        list(self.screen.active_bindings.values())))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """Every web4tui action by name, then Textual's own (keys, screenshot…)."""
@@ -98,7 +102,7 @@ class Web4App(App[str | None]):
             if command.id in main_actions and self.main is None:
                 continue
             target = self.main if command.id in main_actions else self
-            yield SystemCommand(command.title, f"key: {command.key}",
+            yield SystemCommand(command.title, f"key: {key_for(command, self.settings.keys)}",
                                 partial(target.run_action, command.action))
         for command in super().get_system_commands(screen):
             if command.title != "Quit":  # ours says what happens to the engine

@@ -62,7 +62,13 @@ class LossHistory:
 
 class RunState:
     def __init__(self, *, smoothing_span: int = 20, history_points: int = 4000,
-                 samples_per_bucket: int = 3, log_lines: int = 500) -> None:
+                 samples_per_bucket: int = 3, log_lines: int = 500,
+                 eta_window_s: float = 60.0, eta_min_fraction: float = 0.05,
+                 eta_min_seconds: float = 10.0) -> None:
+        self._eta_window_s = eta_window_s
+        self._eta_min_fraction = eta_min_fraction
+        self._eta_min_seconds = eta_min_seconds
+        self._rate_points: dict[str, deque[tuple[float, float]]] = {}  # stage -> (ts, done)
         self.hello: dict[str, Any] = {}
         self.started_ts: float | None = None  # the latest engine's hello
         self.last_ts: float | None = None
@@ -118,6 +124,7 @@ class RunState:
         self.stage_status[ev.stage] = "running"
         self.stage_started_ts[ev.stage] = ev.ts
         self.progress.pop(ev.stage, None)
+        self._rate_points.pop(ev.stage, None)
         if self.loss.raw and ev.stage in TRAINING_STAGES:
             # Each training stage draws its own curve; later stages keep the last one shown.
             self.loss = LossHistory(self.loss.cap, self.loss.span)
@@ -150,7 +157,17 @@ class RunState:
 
     def _on_progress(self, ev: Event) -> None:
         if ev.stage:
+            previous = self.progress.get(ev.stage)
             self.progress[ev.stage] = {**ev.payload, "ts": ev.ts}
+            done = ev.get("done")
+            if isinstance(done, (int, float)):
+                points = self._rate_points.setdefault(ev.stage, deque())
+                if previous is not None and (previous.get("unit") != ev.get("unit")
+                                             or previous.get("total") != ev.get("total")):
+                    points.clear()  # a new phase of the stage (another unit): a new rate
+                points.append((ev.ts, float(done)))
+                while points and points[0][0] < ev.ts - self._eta_window_s:
+                    points.popleft()
             self._mark("header", "tree")
 
     def _on_check(self, ev: Event) -> None:
@@ -234,11 +251,24 @@ class RunState:
         return stage_state(self.stage_status.get(stage_id), items)
 
     def stage_eta(self, stage_id: str, now: float) -> float | None:
-        """The engine's last ETA for a running stage, counted down since it was said."""
+        """Time left from the moving average of progress over the last ``eta_window_s``;
+        None until it means something (enough done, long enough running, still moving)."""
         p = self.progress.get(stage_id)
-        if not p or not isinstance(p.get("eta_s"), (int, float)):
+        points = self._rate_points.get(stage_id)
+        if not p or not points or len(points) < 3:
             return None
-        return max(0.0, p["eta_s"] - max(0.0, now - p["ts"]))
+        done, total = p.get("done"), p.get("total")
+        if not isinstance(done, (int, float)) or not isinstance(total, (int, float)) \
+                or total <= 0 or done >= total or done / total < self._eta_min_fraction:
+            return None
+        started = self.stage_started_ts.get(stage_id, points[0][0])
+        if points[-1][0] - started < self._eta_min_seconds:
+            return None
+        (t0, d0), (t1, d1) = points[0], points[-1]
+        if t1 <= t0 or d1 <= d0:
+            return None
+        left = (total - done) / ((d1 - d0) / (t1 - t0)) - max(0.0, now - t1)
+        return left if left > 0 else None  # "ETA 0s" while work remains says nothing
 
     def missed_targets(self) -> list[str]:
         return [k for k, c in self.checks.items() if c.get("status") == "fail"]

@@ -22,7 +22,8 @@ def text(app, selector: str) -> str:  # noqa: ANN001
 
 
 def log_text(app) -> str:  # noqa: ANN001
-    return "\n".join(strip.text for strip in app.screen.query_one(LogPane).lines)
+    """The log as one line of words: long lines wrap in the pane."""
+    return " ".join(" ".join(strip.text for strip in app.screen.query_one(LogPane).lines).split())
 
 
 def notes(app) -> str:  # noqa: ANN001
@@ -83,6 +84,8 @@ async def test_failing_stage_shows_error_with_hint(runs, make_app) -> None:
         log = log_text(app)
         assert "✗ [sanity] Sanity check failed: 2 bad lines" in log
         assert "hint: Fix the listed lines" in log
+        pane = app.screen.query_one(LogPane)  # wrapped to the pane, never cut on the right
+        assert max(strip.cell_length for strip in pane.lines) <= pane.scrollable_content_region.width
 
 
 async def test_cancelled_run_resumes_from_the_cancelled_stage(runs, make_app, started) -> None:

@@ -67,7 +67,9 @@ class MainScreen(Screen[None]):
     def _new_state(self) -> RunState:
         s = self.settings
         return RunState(smoothing_span=s.smoothing_span, history_points=s.loss_history_points,
-                        samples_per_bucket=s.samples_per_bucket, log_lines=s.log_lines)
+                        samples_per_bucket=s.samples_per_bucket, log_lines=s.log_lines,
+                        eta_window_s=s.eta_window_s, eta_min_fraction=s.eta_min_fraction,
+                        eta_min_seconds=s.eta_min_seconds)
 
     def compose(self) -> ComposeResult:
         yield RunHeader(id="header")
