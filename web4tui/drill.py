@@ -81,10 +81,11 @@ def bad_lines(detail: dict[str, Any], run_dir: Path | None,
     for reason, n in counts.most_common():
         note = "  (a warning only: sanity.warn_only)" if reason in warn_only else ""
         out.append(f"  {esc(reason):<{width}}  {n:>6,}  {esc(explain.get(reason, ''))}{note}")
-    out += ["", "[b]every bad line[/b] (file:line  reason  message)"]
+    out += ["", "[b]every bad line[/b] (file:line  reason, then what is wrong)"]
     for p in listed[:MAX_LINES]:
-        out.append(f"  {esc(_short(p['where']))}  [$error]{esc(p['reason'])}[/]  "
-                   f"{esc(p['message'])}")
+        # The message on its own line: file:line and reason stay whole at 80 columns.
+        out += [f"  {esc(_short(p['where']))}  [$error]{esc(p['reason'])}[/]",
+                f"      {esc(p['message'])}"]
     shown = len(listed[:MAX_LINES])
     if sum(counts.values()) > shown:
         out.append(f"  [$text-muted]… {sum(counts.values()) - shown:,} more in "

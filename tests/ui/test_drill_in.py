@@ -32,7 +32,7 @@ async def test_valid_jsonl_lists_every_bad_line_with_counts_per_reason(runs, mak
         # Every bad line from the run folder, not just the five the event carried.
         for f, n, reason, message in recorded.BAD_LINES:
             if reason != "missing_field":
-                assert f"{f}:{n}  {reason}  {message}" in text
+                assert f"{f}:{n}  {reason}\n      {message}" in text
         assert "{" not in text.split("every bad line")[1]  # for people: no raw JSON
         scroll = view.query_one("#result", VerticalScroll)
         assert scroll.has_focus and scroll.max_scroll_y > 0
