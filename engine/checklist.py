@@ -191,6 +191,11 @@ ITEMS: dict[str, Item] = {i.id: i for s in STAGES for i in s.items}
 IMPLEMENTED: frozenset[str] = frozenset(STAGE_IDS)
 
 _FIELD = re.compile(r"\{([a-z_]+\.[a-z_]+)\}")
+#: Settings that are shares of records: targets read as percentages, like the measurements.
+SHARES = frozenset({"mini.target_tool", "mini.target_style", "mini.target_guardrail",
+                    "eval.tool_json_valid", "eval.tool_correct", "eval.tool_neg",
+                    "eval.style_lint", "eval.style_ast", "eval.guardrail_accuracy",
+                    "eval.mixed", "export.min_token_agreement"})
 
 
 def stage(stage_id: str) -> Stage:
@@ -268,6 +273,8 @@ def render(template: str, cfg: dict[str, Any] | None) -> str:
         value = (cfg or {}).get(section, {}).get(key)
         if value is None:
             value = _defaults().get(section, {}).get(key, m.group(0))
+        if m.group(1) in SHARES and isinstance(value, (int, float)):
+            return f"{100 * value:g}%"  # as the engine measures shares: "95.0% (19/20)"
         if isinstance(value, int) and value >= 100000:
             return f"{value:,}"
         return str(value)
