@@ -170,7 +170,6 @@ def end_blocked(run: Run, stage_id: str, block: checklist.Blocker, emit: Any) ->
     spec = checklist.stage(stage_id)
     log.info("stage %s blocked: %s", stage_id, block.reason)
     emit("stage_started", title=spec.title, total=None)
-    emit("log", level="warning", message=f"{spec.number}. {spec.title} blocked: {block.reason}")
     emit("stage_finished", status="blocked", duration_s=0.0, summary=block.payload())
     # Its earlier results no longer stand on proved ground: nothing downstream may use them.
     run.set_stage_state(stage_id, "blocked", duration_s=0.0, checks={},

@@ -328,17 +328,24 @@ class LinePrinter:
         self.checks: dict[str, str] = {}  # item -> latest status
         self.every = progress_every_s
         self.last_progress = 0.0
+        self.pending_start: str | None = None
 
     def show(self, ev: Event) -> None:
         tag = f"[{ev.stage}]" if ev.stage else "[engine]"
         line = None
+        if self.pending_start:
+            if not (ev.type == "stage_finished" and ev.get("status") == "blocked"):
+                print(self.pending_start, flush=True)
+            self.pending_start = None
         if ev.type == "hello":
             line = (f"{tag} engine {ev.get('engine_version')} on {ev.get('backend')}/"
                     f"{ev.get('device')} ({ev.get('backend_reason', '')})")
         elif ev.type == "stage_started":
             for item in [i for i in self.checks if i.startswith(f"{ev.stage}.")]:
                 del self.checks[item]  # a stage run again is judged on its new items only
-            line = f"{tag} started — {ev.get('title')}"
+            # Said with the stage's first event: a blocked stage prints one line, not two.
+            self.pending_start = f"{tag} started — {ev.get('title')}"
+            return
         elif ev.type == "progress":
             now = time.monotonic()
             if now - self.last_progress >= self.every:

@@ -152,8 +152,11 @@ class RunState:
         if self.current_stage == ev.stage:
             self.current_stage = None
         self._mark("header", "tree")
-        self._add_log("info", ev.stage, f"finished {ev.get('status')} in "
-                      f"{_num(duration, '.1f')}s")
+        if ev.stage in self.blocked:
+            self._add_log("warning", ev.stage, f"blocked: {self.blocked[ev.stage].get('reason')}")
+        else:
+            self._add_log("info", ev.stage, f"finished {ev.get('status')} in "
+                          f"{_num(duration, '.1f')}s")
 
     def _on_progress(self, ev: Event) -> None:
         if ev.stage:

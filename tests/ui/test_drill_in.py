@@ -70,6 +70,9 @@ async def test_a_blocked_stage_says_what_blocks_it(runs, make_app) -> None:
         await pilot.pause(0.3)
         tree = app.screen.query_one(ChecklistTree)
         assert str(tree.node_for("dry_run").label).startswith("⊘ 2. Dry run  blocked")
+        advice = str(app.screen.query_one("#advice").render())
+        assert "no advice: 3 targets missed, first “Valid JSONL” in 1. Sanity check" in advice
+        assert "nothing has missed a target" not in advice
         text = (await open_result(app, pilot, "dry_run")).text()
         assert "2. Dry run — blocked" in text
         assert "needs 1. Sanity check, whose item “Valid JSONL” failed" in text
