@@ -170,7 +170,7 @@ def stage_lines(key: str, state: RunState, cfg: dict[str, Any] | None,
     out = [markup(st, f"{spec.number}. {spec.title} — {word(st)}"), esc(spec.summary), ""]
     if key in state.stage_duration:
         out.append(f"took {fmt_duration(state.stage_duration[key])}")
-    block = state.blocked.get(key)
+    block = state.block(key)
     if st == "blocked" and block:
         out += [f"[$warning]⊘ {esc(block.get('reason', ''))}[/]",
                 f"r on this stage offers to run {esc(block.get('run_first', 'the one it needs'))}"

@@ -251,7 +251,27 @@ class RunState:
         """The stage's glyph state: its finish status, or what its items say so far."""
         items = [self.checks[i.id]["status"] for i in checklist.stage(stage_id).items
                  if i.id in self.checks]
-        return stage_state(self.stage_status.get(stage_id), items)
+        st = stage_state(self.stage_status.get(stage_id), items)
+        if st == "pending" and self.failed_need(stage_id) is not None:
+            return "blocked"  # not asked yet, but it could not start: a stage it needs failed
+        return st
+
+    def block(self, stage_id: str) -> dict[str, Any] | None:
+        """Why a stage is blocked: the engine's word when it ended blocked, else the rule's."""
+        if stage_id in self.blocked:
+            return self.blocked[stage_id]
+        b = self.failed_need(stage_id)
+        return b.payload() if b is not None else None
+
+    def failed_need(self, stage_id: str) -> checklist.Blocker | None:
+        """The blocker of a stage when it comes from something that ran and failed (a stage
+        merely not run yet does not make the next one look blocked)."""
+        items = {k: str(c.get("status")) for k, c in self.checks.items()}
+        b = checklist.blocker(stage_id, self.stage_status, items)
+        if b is None or items.get(b.item) == "fail" or \
+                self.stage_status.get(b.item) in ("failed", "died", "cancelled"):
+            return b
+        return None
 
     def stage_eta(self, stage_id: str, now: float) -> float | None:
         """Time left from the moving average of progress over the last ``eta_window_s``;

@@ -57,3 +57,20 @@ async def test_long_labels_end_in_an_ellipsis_within_the_pane(runs, make_app) ->
         await pilot.pause(0.3)
         assert str(tree.node_for("mini.tool_json").label) == \
             "✗ 10 tool prompts give valid JSON  6/10"
+
+
+async def test_stages_after_a_failure_show_as_blocked_before_they_are_asked(runs,
+                                                                           make_app) -> None:
+    app = make_app(runs("training"))  # mini failed; nothing after it was started
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.3)
+        tree = app.screen.query_one(ChecklistTree)
+        for stage in ("full", "eval", "export", "deploy"):
+            assert str(tree.node_for(stage).label).startswith("⊘"), stage
+        assert str(tree.node_for("advice").label).startswith("·")  # it needs only stage 1
+        tree.move_cursor(tree.node_for("full"))
+        await pilot.pause(0.1)
+        detail = str(app.screen.query_one("#detail").render())
+        assert "4. Full fine-tune — blocked" in detail
+        assert "needs 3. Mini fine-tune, whose item “10 tool prompts give valid JSON” failed" \
+            in " ".join(detail.split())

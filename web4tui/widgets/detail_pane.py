@@ -54,7 +54,7 @@ def _stage(key: str, state: RunState) -> Content:
     stage = checklist.stage(key)
     st = state.stage_state(key)
     lines = [markup(st, f"{stage.number}. {stage.title} — {word(st)}"), _esc(stage.summary)]
-    block = state.blocked.get(key) if st == "blocked" else None
+    block = state.block(key) if st == "blocked" else None
     if block:
         lines.append(f"[$warning]{_esc(block.get('reason', ''))}[/]")
     if key in state.stage_duration:
