@@ -154,7 +154,7 @@ def failures(detail: dict[str, Any]) -> list[str]:
     fails = [f for f in detail["failures"] if isinstance(f, dict)]
     if not fails:
         return ["[$success]no failures[/]"]
-    out = [f"[b]{len(fails)} answers that failed, and why[/b]"]
+    out = [f"[b]{len(fails)} answer{'s' if len(fails) != 1 else ''} that failed, and why[/b]"]
     for f in fails:
         reasons = f.get("reasons") or []
         out.append(f"  ✗ {esc(f.get('id', '?'))} — "

@@ -76,3 +76,27 @@ async def test_a_blocked_stage_says_what_blocks_it(runs, make_app) -> None:
         text = (await open_result(app, pilot, "dry_run")).text()
         assert "2. Dry run — blocked" in text
         assert "needs 1. Sanity check, whose item “Valid JSONL” failed" in text
+
+
+def test_eval_shows_the_worst_answers_and_why_they_failed(tmp_path) -> None:  # noqa: ANN001
+    from engine.protocol import Event
+    from web4tui import drill
+    from web4tui.run_state import RunState
+
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "eval_log.md").write_text(
+        "# Evaluation\n\n## Worst examples per bucket\n\n### tool: 1 of 2 failed\n\n"
+        "**tool-07** (`data/eval/tool.jsonl:7`, rule tool) — why: prose instead of a tool "
+        "call\n\nAnswer:\n\n```\nSure, I will deploy it.\n```\n\n## Every failure\n\n- x\n")
+    state = RunState()
+    state.apply([Event(v=1, seq=1, ts=0.0, run="r", stage="eval", type="check", payload={
+        "item": "eval.tool_json_valid", "status": "fail", "value": "50.0% (1/2)",
+        "detail": {"metric": "tool.json_valid", "n": 2, "failures": [
+            {"id": "tool-07", "reasons": ["prose instead of a tool call"]}]}})])
+    item = "\n".join(drill.lines_for("eval.tool_json_valid", state, None, tmp_path))
+    assert "1 answer that failed, and why" in item
+    assert "✗ tool-07 — prose instead of a tool call" in item and ">= 95%" in item
+    stage = "\n".join(drill.lines_for("eval", state, None, tmp_path))
+    assert "worst answers per bucket" in stage
+    assert "**tool-07** (`data/eval/tool.jsonl:7`, rule tool) — why: prose" in stage
+    assert "Sure, I will deploy it." in stage and "Every failure" not in stage
