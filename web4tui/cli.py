@@ -138,7 +138,8 @@ def _app(run: RunFolder | None, config: str | None, sets: list[str]) -> int:
     from web4tui.next_run import NextRun
 
     next_run = NextRun(config, list(sets))
-    next_run.resolve(run)  # a bad --set or --config stops here: exit 2, one clear line
+    if next_run.overridden:
+        next_run.resolve(run)  # a bad --set or --config stops here: exit 2, one clear line
     message = Web4App(run=run, next_run=next_run).run()
     if message:
         print(message)

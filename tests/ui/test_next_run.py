@@ -67,3 +67,11 @@ def test_the_command_line_opens_the_app_only_on_a_valid_config() -> None:
     proc = subprocess.run([sys.executable, "-m", "web4tui", "attach", "--help"],
                           capture_output=True, text=True, timeout=60)
     assert "--set" in proc.stdout and "--config" in proc.stdout
+
+
+def test_attach_overrides_apply_on_top_of_the_run_s_own_config(runs) -> None:
+    run = runs("passing")
+    text = (run.root / "config.toml").read_text().replace('"data/train"', '"their/data"')
+    (run.root / "config.toml").write_text(text)
+    cfg = NextRun(None, ["lora.r=16"]).resolve(run)
+    assert cfg["lora"]["r"] == 16 and cfg["data"]["train"] == ["their/data"]
