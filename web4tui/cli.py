@@ -381,7 +381,8 @@ class LinePrinter:
             line = f"{tag} wrote {ev.get('kind')}: {ev.get('path')}"
         elif ev.type == "stage_finished" and ev.get("status") == "blocked":
             summary = ev.get("summary") or {}
-            line = f"{tag} {glyph('blocked')} blocked — {summary.get('reason', 'needs an earlier stage')}"
+            reason = summary.get("reason", "needs an earlier stage")
+            line = f"{tag} {glyph('blocked')} blocked — {reason}"
         elif ev.type == "stage_finished":
             state = stage_state(str(ev.get("status")), [
                 st for i, st in self.checks.items() if i.startswith(f"{ev.stage}.")])

@@ -85,7 +85,8 @@ async def test_failing_stage_shows_error_with_hint(runs, make_app) -> None:
         assert "✗ [sanity] Sanity check failed: 2 bad lines" in log
         assert "hint: Fix the listed lines" in log
         pane = app.screen.query_one(LogPane)  # wrapped to the pane, never cut on the right
-        assert max(strip.cell_length for strip in pane.lines) <= pane.scrollable_content_region.width
+        width = pane.scrollable_content_region.width
+        assert max(strip.cell_length for strip in pane.lines) <= width
 
 
 async def test_cancelled_run_resumes_from_the_cancelled_stage(runs, make_app, started) -> None:
