@@ -74,3 +74,19 @@ async def test_stages_after_a_failure_show_as_blocked_before_they_are_asked(runs
         assert "4. Full fine-tune — blocked" in detail
         assert "needs 3. Mini fine-tune, whose item “10 tool prompts give valid JSON” failed" \
             in " ".join(detail.split())
+
+
+async def test_every_stage_opened_still_leaves_all_eight_in_view(runs, make_app) -> None:
+    app = make_app(runs("passing"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.3)
+        tree = app.screen.query_one(ChecklistTree)
+        for stage in checklist.STAGE_IDS:
+            tree.move_cursor(tree.node_for(stage))
+            await pilot.pause(0.05)
+            last = checklist.stage(stage).items[-1].id
+            tree.move_cursor(tree.node_for(last))  # the cursor at the stage's last item
+            await pilot.pause(0.05)
+            rows = visible_rows(tree)
+            assert [r for r in rows if r in checklist.STAGE_IDS] == list(checklist.STAGE_IDS), \
+                (stage, rows)
