@@ -36,9 +36,11 @@ class Stage:
     title: str
     summary: str
     items: tuple[Item, ...]
-    #: What must be proved before this stage may spend compute: a stage id (that stage ended
-    #: ``ok``) or an item id (that item passed or warned — e.g. "an adapter exists").
-    needs: tuple[str, ...] = ()
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """What must be proved before this stage may spend compute (see :data:`NEEDS`)."""
+        return NEEDS.get(self.id, ())
 
 
 STAGES: tuple[Stage, ...] = (
@@ -81,7 +83,7 @@ STAGES: tuple[Stage, ...] = (
              "Device errors are caught and explained."),
         Item("dry_run.memory", "Memory under budget", "peak < budget",
              "Memory is sampled inside the training process against the budget."),
-    ), needs=("sanity",)),
+    )),
     Stage("mini", 3, "Mini fine-tune", "~2k balanced samples, one epoch.", (
         Item("mini.loss_stable", "Loss stable in {mini.loss_band_low}-{mini.loss_band_high}",
              "smoothed loss in band",
@@ -101,7 +103,7 @@ STAGES: tuple[Stage, ...] = (
              "Stage-5 scorer on the style eval set: lint pass and AST match."),
         Item("mini.eval_guardrail", "Guardrail accuracy", ">= {mini.target_guardrail}",
              "Stage-5 scorer on the guardrail eval set: refuse/answer decision right."),
-    ), needs=("dry_run",)),
+    )),
     Stage("full", 4, "Full fine-tune", "All buckets, the long run.", (
         Item("full.config", "LoRA r={lora.r}, alpha={lora.alpha}, dropout={lora.dropout}",
              "batch 1, grad accum {full.grad_accum}, seq {full.seq_len}, "
@@ -115,7 +117,7 @@ STAGES: tuple[Stage, ...] = (
         Item("full.adapter_saved", "Adapter saved to outputs/<run>/lora",
              "loads with PeftModel.from_pretrained",
              "The final adapter is written and loads back."),
-    ), needs=("mini",)),
+    )),
     Stage("eval", 5, "Evaluate", "Every held-out eval file, scored per bucket.", (
         Item("eval.tool_json_valid", "Tool JSON validity", ">= {eval.tool_json_valid}",
              "Whole answer is one tool-call JSON object."),
@@ -136,7 +138,7 @@ STAGES: tuple[Stage, ...] = (
              "Mixed records scored by the rule each declares."),
         Item("eval.logged", "Scores logged", "eval_log.md and eval_log.csv",
              "Per-record results and the summary are written to the run's eval folder."),
-    ), needs=("full.adapter_saved",)),
+    )),
     Stage("export", 6, "Export", "Merge, convert to GGUF, quantize, re-check.", (
         Item("export.merge", "Merged (merge_and_unload)",
              "{export.merge_dtype} HF folder with tokenizer and chat template",
@@ -152,7 +154,7 @@ STAGES: tuple[Stage, ...] = (
         Item("export.parity", "GGUF eval within ±{export.parity_points} point",
              "|GGUF - merged| <= {export.parity_points}",
              "The stage-5 evaluation on the quantized GGUF against the merged model."),
-    ), needs=("full.adapter_saved",)),
+    )),
     Stage("deploy", 7, "Deploy", "Ollama model with a template that stops.", (
         Item("deploy.modelfile", "Modelfile references the GGUF",
              "TEMPLATE renders like the chat template; a stop per end-of-turn token",
@@ -166,7 +168,7 @@ STAGES: tuple[Stage, ...] = (
              "A tool prompt comes back as valid tool JSON and stops."),
         Item("deploy.docker", "Docker Desktop Models import (optional)", "optional",
              "Shown as a command; run when docker with model support exists.", optional=True),
-    ), needs=("export.quantize",)),
+    )),
     Stage("advice", 8, "Advice", "When a target is missed, what to change.", (
         Item("advice.loss_stagnates", "Loss stagnates → more epochs or lower LR", "no trigger",
              "Smoothed loss stops falling while above target.", optional=True),
@@ -182,8 +184,20 @@ STAGES: tuple[Stage, ...] = (
              "A non-finite loss or grad norm, or a loss well above its best.", optional=True),
         Item("advice.memory", "Memory over budget → shorter sequences", "no trigger",
              "Peak memory above the budget during training.", optional=True),
-    ), needs=("sanity",)),
+    )),
 )
+
+#: Stages gate each other. Each need is a stage id (that stage ended ``ok``) or an item id
+#: (that item passed or warned): evaluation and export need an adapter, deploy a GGUF.
+NEEDS: dict[str, tuple[str, ...]] = {
+    "dry_run": ("sanity",),
+    "mini": ("dry_run",),
+    "full": ("mini",),
+    "eval": ("full.adapter_saved",),
+    "export": ("full.adapter_saved",),
+    "deploy": ("export.quantize",),
+    "advice": ("sanity",),
+}
 
 STAGE_IDS: tuple[str, ...] = tuple(s.id for s in STAGES)
 ITEMS: dict[str, Item] = {i.id: i for s in STAGES for i in s.items}
