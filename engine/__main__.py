@@ -3,11 +3,11 @@
     python -m engine start [STAGES...] [--run NAME] [--config F] [--set k=v ...] [--keep-going]
         prepare the run folder, start a detached worker, print {"run", "path", "pid"} as JSON
     python -m engine work RUN_DIR STAGES...      the worker itself (normally started by start)
+    python -m engine config [--config F] [--set k=v ...]   the resolved config as JSON
     python -m engine check [PATHS...] [--json] [--config F] [--set k=v ...]   stage 1 alone
     python -m engine evaluate [PATHS...] (--run RUN | --adapter DIR | --model DIR | --gguf FILE
         | --ollama NAME | --predictions FILE) [--out DIR] [--json] [--config F] [--set k=v ...]
     python -m engine export --model DIR [--quant Q] [--out DIR]   stage 6 on any HF folder
-    python -m engine config [--config F] [--set k=v ...]   the resolved config as JSON
 
 Exit codes: 0 success, 1 a check failed, 2 bad usage or bad input.
 """
@@ -41,8 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     work = sub.add_parser("work", help="work on a prepared run (foreground)")
     work.add_argument("run_dir")
     work.add_argument("stages", nargs="+")
-    work.add_argument("--resume", action="store_true")
     work.add_argument("--keep-going", action="store_true")
+    work.add_argument("--resume", action="store_true")
     work.add_argument("--no-detach-output", action="store_true",
                       help="keep stdout/stderr (for debugging)")
 
