@@ -100,3 +100,22 @@ def test_eval_shows_the_worst_answers_and_why_they_failed(tmp_path) -> None:  # 
     assert "worst answers per bucket" in stage
     assert "**tool-07** (`data/eval/tool.jsonl:7`, rule tool) — why: prose" in stage
     assert "Sure, I will deploy it." in stage and "Every failure" not in stage
+
+
+async def test_the_view_follows_a_stage_that_is_still_reporting(runs, make_app,
+                                                                 fake_engine) -> None:
+    run = runs("gated")
+    (run.root / "engine.pid").write_text(f"{fake_engine.pid}\n")  # an engine at work
+    app = make_app(run, liveness_interval_s=0.1, poll_interval_s=0.05)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause(0.3)
+        view = await open_result(app, pilot, "sanity")
+        assert "took 1s" in view.text()
+        with open(run.events, "a") as fh:  # the stage is run again and reports anew
+            fh.write('{"v": 1, "seq": 90, "ts": 1760000100, "run": "gated", "stage": "sanity",'
+                     ' "type": "stage_started", "title": "Sanity check", "total": null}\n')
+        for _ in range(40):
+            await pilot.pause(0.1)
+            if "1. Sanity check — running" in view.text():
+                break
+        assert "1. Sanity check — running" in view.text()

@@ -176,8 +176,11 @@ class MainScreen(Screen[None]):
             return
         title = (checklist.render(checklist.ITEMS[key].title, self.cfg) if key in checklist.ITEMS
                  else f"{checklist.stage(key).number}. {checklist.stage(key).title}")
-        self.app.push_screen(ResultScreen(title, drill.lines_for(
-            key, self.state, self.cfg, self.run.root if self.run else None)))
+        self.app.push_screen(ResultScreen(
+            title, lambda: drill.lines_for(key, self.state, self.cfg,
+                                           self.run.root if self.run else None),
+            changed=lambda: self.state.events_seen,
+            refresh_s=self.settings.liveness_interval_s))
 
     def on_resize(self) -> None:
         # Short screens keep the log readable; tall ones give the loss a real plot.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -15,20 +17,36 @@ class ResultScreen(Screen[None]):
                 Binding("home", "scroll('home')", "Top", show=False, id="result.top"),
                 Binding("end", "scroll('end')", "End", show=False, id="result.end")]
 
-    def __init__(self, title: str, lines: list[str]) -> None:
+    def __init__(self, title: str, lines: Callable[[], list[str]],
+                 changed: Callable[[], int] = lambda: 0, refresh_s: float = 1.0) -> None:
+        """``lines`` draws the view; ``changed`` says when to draw it again (a running stage
+        keeps reporting while its view is open)."""
         super().__init__()
         self.title_text = title
-        self.lines = lines
+        self.make_lines = lines
+        self.changed = changed
+        self.refresh_s = refresh_s
+        self._drawn = changed()
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="result") as scroll:
             scroll.border_title = self.title_text
             scroll.can_focus = True
-            yield Static(Content.from_markup("\n".join(self.lines)), id="result-text")
+            yield Static(self._content(), id="result-text")
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#result").focus()
+        self.set_interval(self.refresh_s, self._maybe_redraw)
+
+    def _content(self) -> Content:
+        return Content.from_markup("\n".join(self.make_lines()))
+
+    def _maybe_redraw(self) -> None:
+        now = self.changed()
+        if now != self._drawn:
+            self._drawn = now
+            self.query_one("#result-text", Static).update(self._content())
 
     def action_scroll(self, where: str) -> None:
         scroll = self.query_one("#result", VerticalScroll)
