@@ -18,6 +18,7 @@ from typing import Any
 from engine import checklist
 from engine.protocol import Event
 from web4tui import engine_client
+from web4tui.charts import fmt_duration
 from web4tui.follow import Follower
 from web4tui.glyphs import glyph, stage_state, word
 from web4tui.runfolder import RunFolder, find_run, list_runs
@@ -351,9 +352,11 @@ class LinePrinter:
             now = time.monotonic()
             if now - self.last_progress >= self.every:
                 self.last_progress = now
-                eta = ev.get("eta_s")
-                line = (f"{tag} {ev.get('done')}/{ev.get('total')} {ev.get('unit')}"
-                        + (f", ETA {eta:.0f}s" if isinstance(eta, (int, float)) else ""))
+                eta, done, total = ev.get("eta_s"), ev.get("done"), ev.get("total")
+                # An ETA of 0 while work remains says nothing: shown only when it counts.
+                counts = isinstance(eta, (int, float)) and eta >= 1 and done != total
+                line = (f"{tag} {done}/{total} {ev.get('unit')}"
+                        + (f", ETA {fmt_duration(eta)}" if counts else ""))
         elif ev.type == "check":
             self.checks[str(ev.get("item"))] = str(ev.get("status"))
             item = checklist.ITEMS.get(ev.get("item"))
