@@ -44,6 +44,7 @@ def describe(cfg: dict[str, Any] | None) -> str:
     mid = str(model.get("id", ""))
     device = train.get("device", "auto")
     backend = str(train.get("backend", "auto")) + ("" if device == "auto" else f"/{device}")
+    # The model last: a long hub id is what gets ellipsised on a narrow terminal.
     return (f"data {', '.join(map(str, data.get('train', [])))} · eval "
-            f"{', '.join(map(str, data.get('eval', []))) or 'none'} │ model "
-            f"{DEFAULT_MODEL if mid in ('', 'default') else mid} │ backend {backend}")
+            f"{', '.join(map(str, data.get('eval', []))) or 'none'} │ backend {backend} │ "
+            f"model {DEFAULT_MODEL if mid in ('', 'default') else mid}")

@@ -50,4 +50,7 @@ class RunHeader(Widget):
             self.refresh()
 
     def render(self) -> Content:
-        return Content(self.text)
+        first, sep, rest = self.text.partition("\n")
+        if len(first) > self.content_size.width and first.startswith("web4tui │ "):
+            first = first.removeprefix("web4tui │ ")  # the app's name gives way when short
+        return Content(first + sep + rest)
