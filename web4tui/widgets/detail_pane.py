@@ -53,10 +53,12 @@ def _item(key: str, state: RunState, cfg: dict[str, Any] | None) -> Content:
 def _stage(key: str, state: RunState) -> Content:
     stage = checklist.stage(key)
     st = state.stage_state(key)
-    lines = [markup(st, f"{stage.number}. {stage.title} — {word(st)}"), _esc(stage.summary)]
+    lines = [markup(st, f"{stage.number}. {stage.title} — {word(st)}")]
     block = state.block(key) if st == "blocked" else None
-    if block:
-        lines.append(f"[$warning]{_esc(block.get('reason', ''))}[/]")
+    if block:  # right under the title: a small terminal shows only the first lines
+        lines.append(f"[$warning]{_esc(block.get('reason', ''))}; r offers to run "
+                     f"{_esc(block.get('run_first', 'it'))} first[/]")
+    lines.append(_esc(stage.summary))
     if key in state.stage_duration:
         lines.append(f"took {fmt_duration(state.stage_duration[key])}")
     items = [state.item_status(i.id) for i in stage.items]
