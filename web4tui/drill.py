@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from engine import checklist
+from engine.protocol import read_events
 from web4tui.charts import column_plot, fmt_duration
 from web4tui.glyphs import markup, word
 from web4tui.run_state import TRAINING_STAGES, RunState
@@ -184,7 +185,7 @@ def stage_lines(key: str, state: RunState, cfg: dict[str, Any] | None,
         out.append("  " + markup(status, checklist.render(item.title, cfg)
                                  + (f" — {value}" if value not in (None, "") else "")))
     if key in TRAINING_STAGES:
-        out += training(key, state)
+        out += training(key, state, run_dir)
     if key == "eval" and run_dir is not None:
         out += worst_answers(run_dir)
     return out
@@ -197,29 +198,46 @@ def _need(need: str) -> str:
     return f"{s.number}. {s.title}"
 
 
-def training(key: str, state: RunState) -> list[str]:
-    out: list[str] = []
+def training(key: str, state: RunState, run_dir: Path | None = None) -> list[str]:
+    """The stage's loss curve and memory peaks: live from the state when it is the stage on
+    screen, else read back from the run's events (the state keeps one curve)."""
     if state.loss_stage == key and state.loss.raw:
         hist = state.loss
-        out += ["", f"[b]loss[/b] over {len(hist.raw)} points, steps {hist.steps[0]}–"
-                    f"{hist.steps[-1]}: first {hist.raw[0]:.3f}, last {hist.raw[-1]:.3f}, "
-                    f"smoothed {hist.smooth[-1]:.3f}"]
-        rows, lo, hi = column_plot(hist.smooth, 60, 6)
+        steps, raw, smooth = hist.steps, hist.raw, hist.smooth
+        metric, peaks, budget = state.metric, state.peaks, state.memory.get("budget_gb")
+    else:
+        steps, raw, smooth, metric, peaks, budget = _replay(key, run_dir)
+    out: list[str] = []
+    if raw:
+        out += ["", f"[b]loss[/b] over {len(raw)} points, steps {steps[0]}–{steps[-1]}: "
+                    f"first {raw[0]:.3f}, last {raw[-1]:.3f}, smoothed {smooth[-1]:.3f}"]
+        rows, lo, hi = column_plot(smooth, 60, 6)
         out += [f"  {hi:6.3f} ┤{rows[0]}", *[f"         │{r}" for r in rows[1:-1]],
                 f"  {lo:6.3f} ┤{rows[-1]}"] if rows else []
-        m = state.metric
         figures = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                            for k, v in m.items() if k != "loss")
+                            for k, v in metric.items() if k != "loss")
         if figures:
             out.append(f"last step: {esc(figures)}")
-    if state.peaks and state.loss_stage == key:
-        budget = state.memory.get("budget_gb")
+    if peaks:
         out += ["", "[b]memory[/b] (peaks)" + (f", budget {budget:.1f} GB"
                                                 if isinstance(budget, (int, float)) else "")]
         names = {"rss_gb": "process", "device_gb": "device", "device_peak_gb": "device peak",
                  "system_used_gb": "system"}
-        out += [f"  {names.get(k, k):<12} {v:.2f} GB" for k, v in state.peaks.items()]
+        out += [f"  {names.get(k, k):<12} {v:.2f} GB" for k, v in peaks.items()]
     return out
+
+
+def _replay(key: str, run_dir: Path | None) -> tuple[list[int], list[float], list[float],
+                                                      dict[str, Any], dict[str, float], Any]:
+    """Loss, smoothed loss, last metrics and memory peaks of the stage's latest run."""
+    state = RunState()
+    if run_dir is not None:
+        state.apply(ev for ev in read_events(run_dir / "events.jsonl")
+                    if ev.stage == key and ev.type in ("stage_started", "metric", "memory"))
+    if state.loss_stage != key:
+        return [], [], [], {}, {}, None
+    h = state.loss
+    return h.steps, h.raw, h.smooth, state.metric, state.peaks, state.memory.get("budget_gb")
 
 
 def worst_answers(run_dir: Path) -> list[str]:

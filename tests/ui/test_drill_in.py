@@ -119,3 +119,13 @@ async def test_the_view_follows_a_stage_that_is_still_reporting(runs, make_app,
             if "1. Sanity check — running" in view.text():
                 break
         assert "1. Sanity check — running" in view.text()
+
+
+async def test_an_earlier_training_stage_shows_its_own_loss(runs, make_app) -> None:
+    app = make_app(runs("training"))  # the screen's loss pane shows mini; dry_run is older
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause(0.3)
+        text = (await open_result(app, pilot, "dry_run")).text()
+        assert "loss over 300 points" in text
+        assert "first 3.888, last 0.441" in text  # dry_run's curve (mini's starts near 1.4)
+        assert "memory (peaks), budget 12.0 GB" in text
