@@ -1,8 +1,9 @@
 """``python -m engine``: the engine's own command line (the UI and `web4tui` call it).
 
-    python -m engine start [STAGES...] [--run NAME] [--config F] [--set k=v ...]
+    python -m engine start [STAGES...] [--run NAME] [--config F] [--set k=v ...] [--keep-going]
         prepare the run folder, start a detached worker, print {"run", "path", "pid"} as JSON
     python -m engine work RUN_DIR STAGES...      the worker itself (normally started by start)
+    python -m engine config [--config F] [--set k=v ...]   the resolved config as JSON
     python -m engine check [PATHS...] [--json] [--config F] [--set k=v ...]   stage 1 alone
     python -m engine evaluate [PATHS...] (--run RUN | --adapter DIR | --model DIR | --gguf FILE
         | --ollama NAME | --predictions FILE) [--server URL|auto] [--out DIR] [--json]
@@ -43,10 +44,13 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("--set", action="append", default=[], dest="sets")
     start.add_argument("--resume", action="store_true",
                        help="continue training stages from their last checkpoint")
+    start.add_argument("--keep-going", action="store_true",
+                       help="run every stage even when the ones it needs are not proved")
 
     work = sub.add_parser("work", help="work on a prepared run (foreground)")
     work.add_argument("run_dir")
     work.add_argument("stages", nargs="+")
+    work.add_argument("--keep-going", action="store_true")
     work.add_argument("--resume", action="store_true")
     work.add_argument("--lock-fd", type=int, help="the run's lock, taken by `start`")
     work.add_argument("--no-detach-output", action="store_true",
@@ -83,6 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     deploy.add_argument("--config")
     deploy.add_argument("--set", action="append", default=[], dest="sets")
 
+    resolve = sub.add_parser("config", help="print the resolved config as JSON (the app "
+                                            "shows what the next run will use)")
+    resolve.add_argument("--config")
+    resolve.add_argument("--set", action="append", default=[], dest="sets")
+
     args = parser.parse_args(argv)
     try:
         if args.cmd == "start":
@@ -92,15 +101,21 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 if args.resume:
                     launch.check_resume(run, stages)
-                pid = launch.spawn(run, stages, lock=lock, resume=args.resume)
+                pid = launch.spawn(run, stages, lock=lock, resume=args.resume,
+                                   keep_going=args.keep_going)
             finally:
                 lock.release()  # a no-op once handed over to the engine
             print(json.dumps({"run": run.name, "path": str(run.root), "pid": pid}))
             return 0
+        if args.cmd == "config":
+            from engine import config
+            print(json.dumps(config.load(args.config, args.sets)))
+            return 0
         if args.cmd == "work":
             from engine.worker import work as do_work
             return do_work(Path(args.run_dir), args.stages, resume=args.resume,
-                           detach_output=not args.no_detach_output, lock_fd=args.lock_fd)
+                           detach_output=not args.no_detach_output, lock_fd=args.lock_fd,
+                           keep_going=args.keep_going)
         if args.cmd == "check":
             from engine.check_cli import check_main
             return check_main(args.paths, args.config, args.sets, as_json=args.json)
@@ -120,6 +135,11 @@ def main(argv: list[str] | None = None) -> int:
             return deploy_main(args.gguf, args.name, args.out, args.config, args.sets)
     except (ConfigError, RunError, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (NotADirectoryError, FileExistsError, PermissionError) as exc:
+        # An unusable outputs folder (a file in its place, no permission): a user mistake.
+        print(f"error: cannot use {exc.filename}: {exc.strerror}; point run.outputs_dir (or "
+              "WEB4TUI_OUTPUTS) at a folder you can write to", file=sys.stderr)
         return 2
     except RuntimeError as exc:  # launch.LaunchError: the engine did not come up
         print(f"error: {exc}", file=sys.stderr)

@@ -3,14 +3,19 @@
 The UI draws its tree from :data:`STAGES`; the engine proves items with ``check`` events that
 name an item ``id``. Targets are templates over the run config (``{sanity.max_avg_tokens}``),
 so the numbers live in one place — ``defaults.toml`` — and the tree shows the run's own values.
+Stages gate each other through ``needs``: :func:`blocker` says which unproved stage or item
+keeps a stage from running, for the engine (which then ends it ``blocked``) and the UI alike.
 Stdlib only: the UI imports this module.
 """
 
 from __future__ import annotations
 
+import functools
 import re
+import tomllib
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Mapping
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,11 @@ class Stage:
     title: str
     summary: str
     items: tuple[Item, ...]
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """What must be proved before this stage may spend compute (see :data:`NEEDS`)."""
+        return NEEDS.get(self.id, ())
 
 
 STAGES: tuple[Stage, ...] = (
@@ -180,7 +190,7 @@ STAGES: tuple[Stage, ...] = (
         Item("deploy.docker", "Docker Desktop Models import (optional)", "optional",
              "Shown as a command; run when docker with model support exists.", optional=True),
     )),
-    Stage("advice", 8, "Iterate", "When a target is missed, what to change.", (
+    Stage("advice", 8, "Advice", "When a target is missed, what to change.", (
         Item("advice.loss_stagnates", "Loss stagnates → more epochs or lower LR", "no trigger",
              "Smoothed loss stops falling while above target.", optional=True),
         Item("advice.prose_not_json", "Prose instead of tool JSON → add tool_neg examples",
@@ -198,12 +208,29 @@ STAGES: tuple[Stage, ...] = (
     )),
 )
 
+#: Stages gate each other. Each need is a stage id (that stage ended ``ok``) or an item id
+#: (that item passed or warned): evaluation and export need an adapter, deploy a GGUF.
+NEEDS: dict[str, tuple[str, ...]] = {
+    "dry_run": ("sanity",),
+    "mini": ("dry_run",),
+    "full": ("mini",),
+    "eval": ("full.adapter_saved",),
+    "export": ("full.adapter_saved",),
+    "deploy": ("export.quantize",),
+    "advice": ("sanity",),
+}
+
 STAGE_IDS: tuple[str, ...] = tuple(s.id for s in STAGES)
 ITEMS: dict[str, Item] = {i.id: i for s in STAGES for i in s.items}
 #: Stages the engine can run today; the others report their items as ``skip``.
 IMPLEMENTED: frozenset[str] = frozenset(STAGE_IDS)
 
 _FIELD = re.compile(r"\{([a-z_]+\.[a-z_]+)\}")
+#: Settings that are shares of records: targets read as percentages, like the measurements.
+SHARES = frozenset({"mini.target_tool", "mini.target_style", "mini.target_guardrail",
+                    "eval.tool_json_valid", "eval.tool_correct", "eval.tool_neg",
+                    "eval.style_lint", "eval.style_ast", "eval.guardrail_accuracy",
+                    "eval.mixed", "export.min_token_agreement"})
 
 
 def stage(stage_id: str) -> Stage:
@@ -213,16 +240,86 @@ def stage(stage_id: str) -> Stage:
     raise KeyError(stage_id)
 
 
+#: Item statuses that count as proved for a dependency (a warning never blocks).
+PROVED_ITEM = frozenset({"pass", "warn"})
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """Why a stage may not start: the unmet need and, down the chain, what to fix first."""
+
+    need: str  # the stage or item id in ``Stage.needs`` that is not proved
+    item: str  # the root: the failed item (or the stage never run) that everything waits on
+    run_first: str  # the earliest stage whose run would lift the block
+    reason: str  # one line for people
+
+    def payload(self) -> dict[str, str]:
+        return {"blocked_by": self.item, "need": self.need, "run_first": self.run_first,
+                "reason": self.reason}
+
+
+def blocker(stage_id: str, stage_status: Mapping[str, str], item_status: Mapping[str, str],
+            cfg: dict[str, Any] | None = None) -> Blocker | None:
+    """The first need of ``stage_id`` that is not proved, or None when it may run.
+
+    ``stage_status`` maps stage ids to their last finish status (``ok`` = proved);
+    ``item_status`` maps item ids to their last check status. Needs point to earlier
+    stages only, so following them down always ends.
+    """
+    for need in stage(stage_id).needs:
+        owner = stage(need.split(".")[0])
+        if need in ITEMS:
+            st = item_status.get(need)
+            if st in PROVED_ITEM:
+                continue
+            direct = (f"needs “{render(ITEMS[need].title, cfg)}” ({owner.number}. {owner.title})"
+                      f", which {_word(st) if st else 'has not been proved'}")
+            deeper = None if st else blocker(owner.id, stage_status, item_status, cfg)
+        else:
+            st = stage_status.get(need)
+            if st == "ok":
+                continue
+            failed = [i.id for i in owner.items if item_status.get(i.id) == "fail"]
+            if failed:
+                return Blocker(need, failed[0], need, f"needs {owner.number}. {owner.title}, "
+                               f"whose item “{render(ITEMS[failed[0]].title, cfg)}” failed")
+            direct = f"needs {owner.number}. {owner.title} to pass ({st or 'not run yet'})"
+            deeper = blocker(owner.id, stage_status, item_status, cfg)
+        if deeper is None:
+            return Blocker(need, need, owner.id, direct)
+        root = deeper.item
+        where = (f"“{render(ITEMS[root].title, cfg)}” ({stage(root.split('.')[0]).number}. "
+                 f"{stage(root.split('.')[0]).title}) failed" if root in ITEMS
+                 else f"{stage(root).number}. {stage(root).title} has not passed")
+        return Blocker(need, root, deeper.run_first, f"{direct}; first: {where}")
+    return None
+
+
+def _word(status: str | None) -> str:
+    return {"fail": "failed", "skip": "was skipped"}.get(status or "", status or "")
+
+
 def render(template: str, cfg: dict[str, Any] | None) -> str:
-    """Fill ``{section.key}`` from the run config (left as is when no config is known)."""
-    if not cfg:
-        return template
+    """Fill ``{section.key}`` from the run config, else from the shipped defaults: a target
+    always reads as numbers, never as a template."""
 
     def sub(m: re.Match[str]) -> str:
         section, key = m.group(1).split(".")
-        value = cfg.get(section, {}).get(key, m.group(0))
+        value = (cfg or {}).get(section, {}).get(key)
+        if value is None:
+            value = _defaults().get(section, {}).get(key, m.group(0))
+        if m.group(1) in SHARES and isinstance(value, (int, float)):
+            return f"{100 * value:g}%"  # as the engine measures shares: "95.0% (19/20)"
         if isinstance(value, int) and value >= 100000:
             return f"{value:,}"
         return str(value)
 
     return _FIELD.sub(sub, template)
+
+
+@functools.cache
+def _defaults() -> dict[str, Any]:
+    try:
+        return tomllib.loads(Path(__file__).with_name("defaults.toml").read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}

@@ -148,14 +148,20 @@ def parse_set(assignment: str) -> dict[str, Any]:
     value = parsed["v"]
     if isinstance(value, int) and not isinstance(value, bool) and _is_float_key(parts):
         value = float(value)
+    if not isinstance(value, list) and isinstance(_default_of(parts), list):
+        value = [value]  # data.train=/path means the list of that one path
     return {parts[0]: {parts[1]: value}}
 
 
 def _is_float_key(parts: list[str]) -> bool:
+    return isinstance(_default_of(parts), float)
+
+
+def _default_of(parts: list[str]) -> Any:
     for s in settings():
         if s.section == parts[0] and s.key == parts[1]:
-            return isinstance(s.default, float)
-    return False
+            return s.default
+    return None
 
 
 def _ints_to_floats(cfg: dict[str, Any]) -> None:

@@ -69,6 +69,7 @@ def check_resume(run: Run, stages: list[str]) -> None:
 
 
 def spawn(run: Run, stages: list[str], *, lock: RunLock | None = None, resume: bool = False,
+          keep_going: bool = False,
           handshake_s: float = 60.0) -> int:
     """Start ``python -m engine work`` detached, handing it the run's lock; wait for its hello.
     Returns its pid."""
@@ -77,7 +78,7 @@ def spawn(run: Run, stages: list[str], *, lock: RunLock | None = None, resume: b
     with open(run.log_path, "ab") as logf:
         proc = subprocess.Popen(
             [sys.executable, "-m", "engine", "work", str(run.root), *stages,
-             *(["--resume"] if resume else []),
+             *(["--resume"] if resume else []), *(["--keep-going"] if keep_going else []),
              *([f"--lock-fd={held[0]}"] if held else [])],
             stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, pass_fds=held,
             start_new_session=True, cwd=os.getcwd(), env=_child_env(),

@@ -96,8 +96,13 @@ def backend_and_device(cfg: dict[str, Any]) -> tuple[str, str, str]:
 
 
 def work(run_dir: Path, stages: list[str], *, resume: bool = False,
-         detach_output: bool = True, lock_fd: int | None = None) -> int:
-    """Run the given stages on a prepared run folder; returns the process exit code."""
+         detach_output: bool = True, lock_fd: int | None = None,
+         keep_going: bool = False) -> int:
+    """Run the given stages on a prepared run folder; returns the process exit code.
+
+    A stage whose needs (see :func:`engine.checklist.blocker`) are not proved ends as
+    ``blocked`` at once, naming what blocks it; ``keep_going`` runs every stage regardless.
+    """
     run = Run(run_dir)
     lock = RunLock(run)
     if lock_fd is not None:
@@ -114,7 +119,7 @@ def work(run_dir: Path, stages: list[str], *, resume: bool = False,
         stop.install()
         writer = protocol.EventWriter(run.events_path, run.name)
         try:
-            return _run_stages(run, cfg, stages, writer, stop, resume)
+            return _run_stages(run, cfg, stages, writer, stop, resume, keep_going)
         finally:
             writer.close()
     finally:
@@ -126,7 +131,8 @@ def work(run_dir: Path, stages: list[str], *, resume: bool = False,
 
 
 def _run_stages(run: Run, cfg: dict[str, Any], stages: list[str],
-                writer: protocol.EventWriter, stop: StopFlag, resume: bool) -> int:
+                writer: protocol.EventWriter, stop: StopFlag, resume: bool,
+                keep_going: bool = False) -> int:
     backend, device, why = backend_and_device(cfg)
     writer.emit("hello", stage=None, engine_version=__version__, pid=os.getpid(),
                 backend=backend, device=device, python=platform.python_version(),
@@ -144,10 +150,35 @@ def _run_stages(run: Run, cfg: dict[str, Any], stages: list[str],
             run.set_stage_state(stage_id, "cancelled")
             all_ok = False
             continue
+        block = None if keep_going else gate(run, stage_id, cfg)
+        if block is not None:
+            end_blocked(run, stage_id, block, writer.emit)
+            all_ok = False
+            continue
         status = run_one(stage_id, cfg, writer.emit, stop, run, resume=resume)
         all_ok = all_ok and status == "ok"
     writer.stage = None
     return 0 if all_ok else 1
+
+
+def gate(run: Run, stage_id: str, cfg: dict[str, Any]) -> checklist.Blocker | None:
+    """What keeps ``stage_id`` from running, judged on the run's recorded state."""
+    stages = run.read_state().get("stages", {})
+    stage_status = {s: str(e.get("status")) for s, e in stages.items()}
+    item_status = {i: str(st) for e in stages.values()
+                   for i, st in (e.get("checks") or {}).items()}
+    return checklist.blocker(stage_id, stage_status, item_status, cfg)
+
+
+def end_blocked(run: Run, stage_id: str, block: checklist.Blocker, emit: Any) -> None:
+    """A blocked stage starts and ends at once: no compute is spent on unproved ground."""
+    spec = checklist.stage(stage_id)
+    log.info("stage %s blocked: %s", stage_id, block.reason)
+    emit("stage_started", title=spec.title, total=None)
+    emit("stage_finished", status="blocked", duration_s=0.0, summary=block.payload())
+    # Its earlier results no longer stand on proved ground: nothing downstream may use them.
+    run.set_stage_state(stage_id, "blocked", duration_s=0.0, checks={},
+                        blocked_by=block.item, reason=block.reason)
 
 
 def run_one(stage_id: str, cfg: dict[str, Any], emit: Any, stop: Any, run: Run | None,

@@ -13,7 +13,8 @@ from textual.app import App, SystemCommand
 from textual.screen import Screen
 
 from web4tui import settings as user_settings
-from web4tui.bindings import ALL_COMMANDS, APP_COMMANDS, bindings
+from web4tui.bindings import ALL_COMMANDS, APP_COMMANDS, bindings, key_for
+from web4tui.next_run import NextRun
 from web4tui.runfolder import RunFolder
 from web4tui.screens.confirm import QuitScreen
 from web4tui.screens.help import HelpScreen
@@ -30,10 +31,12 @@ class Web4App(App[str | None]):
     BINDINGS = bindings(APP_COMMANDS)
 
     def __init__(self, run: RunFolder | None = None,
-                 settings: user_settings.Settings | None = None) -> None:
+                 settings: user_settings.Settings | None = None,
+                 next_run: NextRun | None = None) -> None:
         super().__init__()
         self.settings = settings or user_settings.load()
         self.first_run = run
+        self.next_run = next_run or NextRun()
         self.own_themes = [t.name for t in load_themes()]
         for theme in load_themes():
             self.register_theme(theme)
@@ -42,7 +45,7 @@ class Web4App(App[str | None]):
                       else "web4-dark")
 
     def on_mount(self) -> None:
-        self.push_screen(MainScreen(self.first_run, self.settings))
+        self.push_screen(MainScreen(self.first_run, self.settings, self.next_run))
         for problem in self.settings.problems:
             self.notify(problem, title="settings", severity="warning", timeout=10)
         if self.settings.theme not in self.available_themes:
@@ -80,11 +83,17 @@ class Web4App(App[str | None]):
 
     def _open_run(self, run: RunFolder | None) -> None:
         if run is not None:
-            self.switch_screen(MainScreen(run, self.settings))
+            # The app's overrides still apply; they are resolved again on that run's config.
+            self.next_run = NextRun(self.next_run.config, list(self.next_run.sets))
+            self.switch_screen(MainScreen(run, self.settings, self.next_run))
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen(self.settings.keys))
+            # The keys of whatever has focus now (the tree's own included), then every command.
+            focused = self.screen.focused
+            pane = type(focused).__name__ if focused is not None else type(self.screen).__name__
+            self.push_screen(HelpScreen(self.settings.keys, pane,
+                                        list(self.screen.active_bindings.values())))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """Every web4tui action by name, then Textual's own (keys, screenshot…)."""
@@ -93,7 +102,7 @@ class Web4App(App[str | None]):
             if command.id in main_actions and self.main is None:
                 continue
             target = self.main if command.id in main_actions else self
-            yield SystemCommand(command.title, f"key: {command.key}",
+            yield SystemCommand(command.title, f"key: {key_for(command, self.settings.keys)}",
                                 partial(target.run_action, command.action))
         for command in super().get_system_commands(screen):
             if command.title != "Quit":  # ours says what happens to the engine

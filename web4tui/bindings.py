@@ -33,6 +33,8 @@ MAIN_COMMANDS = (
     Command("resume", "c", "resume", "Resume", "Run: resume the interrupted stage and the rest",
             False),
     Command("rerun", "x", "rerun", "Re-run", "Run: re-run the selected stage", False),
+    Command("edit_setting", "e", "edit_setting", "Set",
+            "Run: change a setting for the next run (section.key=value)", False),
     Command("apply_advice", "g", "apply_advice", "Advice",
             "Run: apply the latest advice (its settings, on its stages)", False),
     Command("loss_plot", "p", "loss_plot", "Plot", "View: full loss plot", False),
@@ -57,5 +59,22 @@ def bindings(commands: tuple[Command, ...]) -> list[Binding]:
 
 def key_for(command: Command, keymap: dict[str, str]) -> str:
     """The key a user presses for a command, after their remaps, as they would type it."""
-    key = keymap.get(command.id, command.key)
-    return key.replace("question_mark", "?")
+    return typed(keymap.get(command.id, command.key))
+
+
+_NAMES = {"question_mark": "?", "escape": "Esc", "enter": "Enter", "space": "Space",
+          "up": "↑", "down": "↓", "left": "←", "right": "→", "home": "Home", "end": "End",
+          "pageup": "PgUp", "pagedown": "PgDn", "delete": "Del", "tab": "Tab",
+          "slash": "/", "plus": "+", "minus": "-"}
+
+
+def typed(keys: str) -> str:
+    """``question_mark,f1`` → ``? or F1``; ``ctrl+p`` → ``Ctrl+P``: keys as they are typed."""
+    def one(key: str) -> str:
+        *mods, base = key.split("+")
+        name = _NAMES.get(base, base.upper() if len(base) > 1 and base[0] == "f"
+                          and base[1:].isdigit() else base)
+        if mods and len(name) == 1:
+            name = name.upper()
+        return "+".join([*(m.capitalize() for m in mods), name])
+    return " or ".join(one(k.strip()) for k in keys.split(",") if k.strip())

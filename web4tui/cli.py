@@ -18,10 +18,11 @@ from typing import Any
 from engine import checklist
 from engine.protocol import Event, printable, valid_text
 from web4tui import engine_client
+from web4tui.charts import fmt_duration
 from web4tui.follow import Follower
+from web4tui.glyphs import glyph, stage_state, word
 from web4tui.runfolder import RunFolder, find_run, list_runs
 
-GLYPH = {"pass": "✓", "fail": "✗", "warn": "!", "skip": "-"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,10 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="web4tui",
         description="From JSONL records to a fine-tuned, evaluated, quantized coder model in "
                     "Ollama. Without a command: the app on the default config.")
+    _overrides(p, dest="app")
     sub = p.add_subparsers(dest="cmd")
 
     a = sub.add_parser("attach", help="the app on an existing run (default: the newest)")
     a.add_argument("run", nargs="?")
+    _overrides(a, dest="app", also="on top of the run's own config")
 
     r = sub.add_parser("run", help="run stages headless, printing plain progress lines")
     r.add_argument("stages", nargs="*", metavar="STAGE",
@@ -45,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue training stages from their last checkpoint")
     r.add_argument("--detach", action="store_true",
                    help="start the engine and return; follow it later with attach")
+    r.add_argument("--keep-going", action="store_true",
+                   help="run every stage asked for, even when a stage it needs did not pass "
+                        "(by default a failed stage blocks the ones after it)")
 
     c = sub.add_parser("check", help="stage 1 (sanity check) on files or folders")
     c.add_argument("paths", nargs="*", metavar="PATH",
@@ -91,6 +97,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _overrides(p: argparse.ArgumentParser, dest: str, also: str = "") -> None:
+    """--config/--set for the app: what the next run started from it will use."""
+    p.add_argument("--config", dest=f"{dest}_config", metavar="F",
+                   help="a TOML file overriding the defaults for runs started from the app"
+                        + (f" ({also})" if also else ""))
+    p.add_argument("--set", action="append", default=[], dest=f"{dest}_sets",
+                   metavar="KEY=VALUE",
+                   help="override one setting for runs started from the app, e.g. "
+                        "--set data.train=/my/data (repeatable)")
+
+
 def main(argv: list[str] | None = None) -> int:
     bad = next((a for a in (sys.argv[1:] if argv is None else argv) if not valid_text(a)), None)
     if bad is not None:  # a byte sequence the terminal could not decode (surrogate-escaped)
@@ -99,9 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.cmd is None:
-            return _app(None, new=True)
+            return _app(None, args.app_config, args.app_sets)
         if args.cmd == "attach":
-            return _app(find_run(args.run), new=False)
+            return _app(find_run(args.run), args.app_config, args.app_sets)
         if args.cmd == "run":
             return cmd_run(args)
         if args.cmd == "check":
@@ -128,10 +145,14 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _app(run: RunFolder | None, *, new: bool) -> int:
+def _app(run: RunFolder | None, config: str | None, sets: list[str]) -> int:
     from web4tui.app import Web4App  # Textual loads only for the app
+    from web4tui.next_run import NextRun
 
-    message = Web4App(run=run).run()
+    next_run = NextRun(config, list(sets))
+    if next_run.overridden:
+        next_run.resolve(run)  # a bad --set or --config stops here: exit 2, one clear line
+    message = Web4App(run=run, next_run=next_run).run()
     if message:
         print(message)
     return 0
@@ -197,13 +218,13 @@ def cmd_runs() -> int:
     if not runs:
         print("no runs yet — start one with `web4tui run` or the app")
         return 0
-    print(f"{'run':<32} {'status':<10} {'stages ok':<10} updated")
+    from web4tui.run_summary import summarize
+
+    print(f"{'run':<32} {'status':<22} {'stages ok':<10} updated")
     for r in runs:
-        stages = r.state().get("stages", {})
-        ok = sum(1 for s in stages.values() if s.get("status") == "ok")
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.events.stat().st_mtime)) \
-            if r.events.exists() else "-"
-        print(f"{r.name:<32} {r.status():<10} {ok}/{len(checklist.STAGE_IDS):<8} {when}")
+        s = summarize(r)
+        print(f"{r.name:<32} {glyph(s.status)} {word(s.status):<20} "
+              f"{s.passed}/{len(checklist.STAGE_IDS):<8} {s.updated}")
     return 0
 
 
@@ -229,7 +250,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from web4tui.runfolder import find_run
         args.run = find_run(None).name  # resume the newest run unless told which
     started = engine_client.start(stages, run=args.run, config=args.config, sets=args.sets,
-                                  resume=args.resume)
+                                  resume=args.resume, keep_going=args.keep_going)
     run = RunFolder(started.path)
     print(f"run {started.run}: engine pid {started.pid}, folder {started.path}", flush=True)
     if args.detach:
@@ -263,13 +284,18 @@ def follow_headless(run: RunFolder, pid: int, stages: list[str]) -> int:
         print(f"the engine ended without finishing {', '.join(missing)}; last lines of "
               f"{run.log}:\n{run.log_tail()}", file=sys.stderr)
         return 1
-    bad = {s: st for s, st in follower.finished.items() if s in stages and st != "ok"}
+    blocked = [s for s, st in follower.finished.items() if s in stages and st == "blocked"]
+    bad = {s: st for s, st in follower.finished.items()
+           if s in stages and st not in ("ok", "blocked")}
     unproved = [i for i, st in printer.checks.items() if st == "skip"
                 and i in checklist.ITEMS and not checklist.ITEMS[i].optional
                 and i.split(".")[0] in stages]
-    if bad or unproved:
+    if bad or unproved or blocked:
         if bad:
             print("not passed: " + ", ".join(f"{s} ({st})" for s, st in bad.items()))
+        if blocked:
+            print("blocked (not started): " + ", ".join(blocked)
+                  + "; fix what blocks them, or run with --keep-going")
         if unproved:
             print("not proved (skipped): " + ", ".join(unproved))
         return 1
@@ -324,29 +350,40 @@ class LinePrinter:
         self.checks: dict[str, str] = {}  # item -> latest status
         self.every = progress_every_s
         self.last_progress = 0.0
+        self.pending_start: str | None = None
 
     def show(self, ev: Event) -> None:
         tag = f"[{ev.stage}]" if ev.stage else "[engine]"
         line = None
+        if self.pending_start:
+            if not (ev.type == "stage_finished" and ev.get("status") == "blocked"):
+                print(self.pending_start, flush=True)
+            self.pending_start = None
         if ev.type == "hello":
             line = (f"{tag} engine {ev.get('engine_version')} on {ev.get('backend')}/"
                     f"{ev.get('device')} ({ev.get('backend_reason', '')})")
         elif ev.type == "stage_started":
-            line = f"{tag} started — {ev.get('title')}"
+            for item in [i for i in self.checks if i.startswith(f"{ev.stage}.")]:
+                del self.checks[item]  # a stage run again is judged on its new items only
+            # Said with the stage's first event: a blocked stage prints one line, not two.
+            self.pending_start = f"{tag} started — {ev.get('title')}"
+            return
         elif ev.type == "progress":
             now = time.monotonic()
             if now - self.last_progress >= self.every:
                 self.last_progress = now
-                eta = ev.get("eta_s")
-                line = (f"{tag} {ev.get('done')}/{ev.get('total')} {ev.get('unit')}"
-                        + (f", ETA {eta:.0f}s" if isinstance(eta, (int, float)) else ""))
+                eta, done, total = ev.get("eta_s"), ev.get("done"), ev.get("total")
+                # An ETA of 0 while work remains says nothing: shown only when it counts.
+                counts = isinstance(eta, (int, float)) and eta >= 1 and done != total
+                line = (f"{tag} {done}/{total} {ev.get('unit')}"
+                        + (f", ETA {fmt_duration(eta)}" if counts else ""))
         elif ev.type == "check":
             self.checks[str(ev.get("item"))] = str(ev.get("status"))
             item = checklist.ITEMS.get(ev.get("item"))
             title = checklist.render(item.title, self.cfg) if item else ev.get("item")
             value = ev.get("value")
             detail = ev.get("detail") if ev.get("status") == "skip" else None
-            line = (f"{tag} {GLYPH.get(ev.get('status'), '?')} {ev.get('status')} {title}"
+            line = (f"{tag} {glyph(str(ev.get('status')))} {ev.get('status')} {title}"
                     + (f" — {value}" if value else "") + (f" ({detail})" if detail else ""))
         elif ev.type == "metric":
             vals = ev.get("values") or {}
@@ -365,8 +402,14 @@ class LinePrinter:
             line = f"{tag} advice: {ev.get('symptom')} → {ev.get('action')}"
         elif ev.type == "artifact":
             line = f"{tag} wrote {ev.get('kind')}: {ev.get('path')}"
+        elif ev.type == "stage_finished" and ev.get("status") == "blocked":
+            summary = ev.get("summary") or {}
+            reason = summary.get("reason", "needs an earlier stage")
+            line = f"{tag} {glyph('blocked')} blocked — {reason}"
         elif ev.type == "stage_finished":
-            line = f"{tag} finished {ev.get('status')} in {ev.get('duration_s', 0):.1f}s"
+            state = stage_state(str(ev.get("status")), [
+                st for i, st in self.checks.items() if i.startswith(f"{ev.stage}.")])
+            line = (f"{tag} {glyph(state)} {word(state)} in {ev.get('duration_s', 0):.1f}s")
         if line:
             print(printable(line), flush=True)
 

@@ -2,18 +2,51 @@
 
 from __future__ import annotations
 
+from typing import Iterable
+
 GLYPHS = {
     "pending": "·", "running": "▶", "pass": "✓", "warn": "!", "fail": "✗", "skip": "–",
     "cancelled": "■", "died": "☠", "ok": "✓", "failed": "✗", "skipped": "–",
+    "blocked": "⊘",
 }
 #: State -> theme variable (never a literal colour; the theme decides).
 COLOR_VARS = {
     "pass": "success", "ok": "success", "warn": "warning", "fail": "error", "failed": "error",
     "died": "error", "running": "accent", "cancelled": "secondary",
     "skip": "text-muted", "skipped": "text-muted", "pending": "text-muted",
+    "blocked": "warning",
 }
 LEGEND = ("· pending   ▶ running   ✓ pass   ! warn   ✗ fail   – skip   ■ cancelled   "
-          "☠ engine died")
+          "⊘ blocked (a stage it needs is not proved)   ☠ engine died")
+
+
+#: The one word for each state, used by the tree, the detail, the runs list and the CLI.
+WORDS = {
+    "pending": "not run", "running": "running", "pass": "passed", "warn": "passed with warnings",
+    "fail": "failed", "skip": "skipped", "cancelled": "cancelled", "died": "engine died",
+    "blocked": "blocked",
+}
+ITEM_WORDS = {**WORDS, "warn": "warning"}  # an item warns; a stage passes with warnings
+
+
+def word(state: str, *, item: bool = False) -> str:
+    return (ITEM_WORDS if item else WORDS).get(state, state)
+
+
+def stage_state(status: str | None, items: Iterable[str]) -> str:
+    """A stage's state from its finish status and its items' statuses so far."""
+    if status in ("running", "cancelled", "died", "blocked"):
+        return status
+    items = list(items)
+    if status == "failed" or "fail" in items:
+        return "fail"
+    if status == "skipped" or (items and all(s == "skip" for s in items)):
+        return "skip"
+    if "warn" in items:
+        return "warn"
+    if status == "ok":
+        return "pass"
+    return "pending"
 
 
 def glyph(state: str) -> str:

@@ -14,6 +14,7 @@ from typing import Any, Iterable
 
 from engine import checklist
 from engine.protocol import Event
+from web4tui.glyphs import stage_state
 
 #: The parts of the screen a batch can change (one name per pane or widget).
 PARTS = ("header", "tree", "loss", "memory", "samples", "advice", "log")
@@ -61,13 +62,21 @@ class LossHistory:
 
 class RunState:
     def __init__(self, *, smoothing_span: int = 20, history_points: int = 4000,
-                 samples_per_bucket: int = 3, log_lines: int = 500) -> None:
+                 samples_per_bucket: int = 3, log_lines: int = 500,
+                 eta_window_s: float = 60.0, eta_min_fraction: float = 0.05,
+                 eta_min_seconds: float = 10.0) -> None:
+        self._eta_window_s = eta_window_s
+        self._eta_min_fraction = eta_min_fraction
+        self._eta_min_seconds = eta_min_seconds
+        self._rate_points: dict[str, deque[tuple[float, float]]] = {}  # stage -> (ts, done)
         self.hello: dict[str, Any] = {}
         self.started_ts: float | None = None  # the latest engine's hello
         self.last_ts: float | None = None
-        self.stage_status: dict[str, str] = {}  # running, ok, failed, cancelled, skipped, died
+        # running, ok, failed, cancelled, skipped, blocked, died
+        self.stage_status: dict[str, str] = {}
         self.stage_started_ts: dict[str, float] = {}
         self.stage_duration: dict[str, float] = {}
+        self.blocked: dict[str, dict[str, Any]] = {}  # stage -> the engine's block summary
         self.progress: dict[str, dict[str, Any]] = {}  # stage -> progress payload + ts
         self.checks: dict[str, dict[str, Any]] = {}
         self.current_stage: str | None = None
@@ -115,6 +124,7 @@ class RunState:
         self.stage_status[ev.stage] = "running"
         self.stage_started_ts[ev.stage] = ev.ts
         self.progress.pop(ev.stage, None)
+        self._rate_points.pop(ev.stage, None)
         if self.loss.raw and ev.stage in TRAINING_STAGES:
             # Each training stage draws its own curve; later stages keep the last one shown.
             self.loss = LossHistory(self.loss.cap, self.loss.span)
@@ -130,6 +140,11 @@ class RunState:
         if not ev.stage:
             return
         self.stage_status[ev.stage] = str(ev.get("status", "ok"))
+        summary = ev.get("summary")
+        if ev.get("status") == "blocked" and isinstance(summary, dict):
+            self.blocked[ev.stage] = summary
+        else:
+            self.blocked.pop(ev.stage, None)
         duration = ev.get("duration_s")
         if isinstance(duration, (int, float)):
             self.stage_duration[ev.stage] = float(duration)
@@ -137,12 +152,25 @@ class RunState:
         if self.current_stage == ev.stage:
             self.current_stage = None
         self._mark("header", "tree")
-        self._add_log("info", ev.stage, f"finished {ev.get('status')} in "
-                      f"{_num(duration, '.1f')}s")
+        if ev.stage in self.blocked:
+            self._add_log("warning", ev.stage, f"blocked: {self.blocked[ev.stage].get('reason')}")
+        else:
+            self._add_log("info", ev.stage, f"finished {ev.get('status')} in "
+                          f"{_num(duration, '.1f')}s")
 
     def _on_progress(self, ev: Event) -> None:
         if ev.stage:
+            previous = self.progress.get(ev.stage)
             self.progress[ev.stage] = {**ev.payload, "ts": ev.ts}
+            done = ev.get("done")
+            if isinstance(done, (int, float)):
+                points = self._rate_points.setdefault(ev.stage, deque())
+                if previous is not None and (previous.get("unit") != ev.get("unit")
+                                             or previous.get("total") != ev.get("total")):
+                    points.clear()  # a new phase of the stage (another unit): a new rate
+                points.append((ev.ts, float(done)))
+                while points and points[0][0] < ev.ts - self._eta_window_s:
+                    points.popleft()
             self._mark("header", "tree")
 
     def _on_check(self, ev: Event) -> None:
@@ -221,27 +249,49 @@ class RunState:
 
     def stage_state(self, stage_id: str) -> str:
         """The stage's glyph state: its finish status, or what its items say so far."""
-        status = self.stage_status.get(stage_id)
-        if status in ("running", "cancelled", "died"):
-            return status
         items = [self.checks[i.id]["status"] for i in checklist.stage(stage_id).items
                  if i.id in self.checks]
-        if status == "failed" or "fail" in items:
-            return "fail"
-        if status == "skipped" or (items and all(s == "skip" for s in items)):
-            return "skip"
-        if "warn" in items:
-            return "warn"
-        if status == "ok":
-            return "pass"
-        return "pending"
+        st = stage_state(self.stage_status.get(stage_id), items)
+        if st == "pending" and self.failed_need(stage_id) is not None:
+            return "blocked"  # not asked yet, but it could not start: a stage it needs failed
+        return st
+
+    def block(self, stage_id: str) -> dict[str, Any] | None:
+        """Why a stage is blocked: the engine's word when it ended blocked, else the rule's."""
+        if stage_id in self.blocked:
+            return self.blocked[stage_id]
+        b = self.failed_need(stage_id)
+        return b.payload() if b is not None else None
+
+    def failed_need(self, stage_id: str) -> checklist.Blocker | None:
+        """The blocker of a stage when it comes from something that ran and failed (a stage
+        merely not run yet does not make the next one look blocked)."""
+        items = {k: str(c.get("status")) for k, c in self.checks.items()}
+        b = checklist.blocker(stage_id, self.stage_status, items)
+        if b is None or items.get(b.item) == "fail" or \
+                self.stage_status.get(b.item) in ("failed", "died", "cancelled"):
+            return b
+        return None
 
     def stage_eta(self, stage_id: str, now: float) -> float | None:
-        """The engine's last ETA for a running stage, counted down since it was said."""
+        """Time left from the moving average of progress over the last ``eta_window_s``;
+        None until it means something (enough done, long enough running, still moving)."""
         p = self.progress.get(stage_id)
-        if not p or not isinstance(p.get("eta_s"), (int, float)):
+        points = self._rate_points.get(stage_id)
+        if not p or not points or len(points) < 3:
             return None
-        return max(0.0, p["eta_s"] - max(0.0, now - p["ts"]))
+        done, total = p.get("done"), p.get("total")
+        if not isinstance(done, (int, float)) or not isinstance(total, (int, float)) \
+                or total <= 0 or done >= total or done / total < self._eta_min_fraction:
+            return None
+        started = self.stage_started_ts.get(stage_id, points[0][0])
+        if points[-1][0] - started < self._eta_min_seconds:
+            return None
+        (t0, d0), (t1, d1) = points[0], points[-1]
+        if t1 <= t0 or d1 <= d0:
+            return None
+        left = (total - done) / ((d1 - d0) / (t1 - t0)) - max(0.0, now - t1)
+        return left if left > 0 else None  # "ETA 0s" while work remains says nothing
 
     def missed_targets(self) -> list[str]:
         return [k for k, c in self.checks.items() if c.get("status") == "fail"]

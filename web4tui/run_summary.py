@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from engine import checklist
 from engine.protocol import decode
+from web4tui.glyphs import stage_state
 from web4tui.runfolder import RunFolder
 
 TAIL_BYTES = 1_000_000  # eval results sit near the end of a run's history
@@ -21,7 +22,7 @@ _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 @dataclass(frozen=True)
 class RunSummary:
     run: RunFolder
-    status: str
+    status: str  # the run's state (see web4tui.glyphs.WORDS): the tree's word for it
     passed: int
     best_eval: float | None
     updated: str
@@ -32,7 +33,23 @@ def summarize(run: RunFolder) -> RunSummary:
     passed = sum(1 for s in checklist.STAGE_IDS if stages.get(s, {}).get("status") == "ok")
     path = run.events if run.events.exists() else run.root / "config.toml"
     updated = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
-    return RunSummary(run, run.status(), passed, best_eval(run), updated)
+    return RunSummary(run, run_state(run), passed, best_eval(run), updated)
+
+
+def run_state(run: RunFolder) -> str:
+    """One state for a whole run, from the same rule the tree uses for each stage."""
+    status = run.status()  # running / died / new come from the engine's pid and state.json
+    if status in ("running", "died"):
+        return status
+    if status == "new":
+        return "pending"
+    stages = run.state().get("stages", {})
+    states = [stage_state(e.get("status"), (e.get("checks") or {}).values())
+              for e in stages.values()]
+    for worst in ("fail", "blocked", "cancelled", "warn", "pass"):
+        if worst in states:
+            return worst
+    return "skip"
 
 
 def best_eval(run: RunFolder) -> float | None:

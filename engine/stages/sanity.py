@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.dataset_scan import Report, check_data, seq_lens
-from engine.records import REASONS
+from engine.records import REASONS, split_of
 from engine.stages.base import StageContext
 
 __all__ = ["Report", "check_data", "prove", "run", "seq_lens"]
@@ -79,9 +79,14 @@ def prove(ctx: StageContext, report: Report) -> None:
     ctx.check("sanity.valid_jsonl", status, value, detail=detail)
 
     fields = {r: counts[r] for r in FIELD_REASONS if counts.get(r)}
-    ctx.check("sanity.fields", "fail" if fields else ("pass" if total_records else "fail"),
+    # Every item below is measured on the training split: eval records never stand in for it.
+    n_train = sum(n for (split, _), n in report.records.items() if split == "train")
+    unloaded = len({(p.path, p.line) for p in report.problems if p.reason not in warn_only
+                    and split_of(Path(p.path)) == "train"})
+    ctx.check("sanity.fields", "fail" if fields else ("pass" if n_train else "fail"),
               f"{sum(fields.values())} records with field problems" if fields
-              else (f"{total_records:,} records complete" if total_records else "no records"),
+              else (f"{n_train:,} training records complete" if n_train
+                    else "no training records"),
               detail={"problems": fields, "explain": {r: REASONS[r] for r in fields},
                       "listed": listing(FIELD_REASONS),
                       "records": {f"{s}/{b}": n for (s, b), n in sorted(report.records.items())}})
@@ -96,40 +101,44 @@ def prove(ctx: StageContext, report: Report) -> None:
         return
 
     train = report.train_tokens()
-    tstats = train.summary() if len(train.tokens) else report.eval_tokens.summary()
+    tstats = train.summary()
     tok_detail = {"model": report.model, "template": report.template,
                   "all": tstats, "per_bucket": {b: s.summary() for b, s in
                                                 sorted(report.buckets.items())},
                   "eval": report.eval_tokens.summary(),
                   "over_seq_len": {s: report.over_seq.get(s, 0) for s in seq_lens(cfg)},
                   "seq_len": seq_lens(cfg)}
-    rendered = len(train.tokens) + len(report.eval_tokens.tokens)
-    ctx.check("sanity.loads", "pass" if rendered else "fail",
-              f"{rendered:,} records rendered with {report.model}" if rendered
-              else "no valid records to render", detail=tok_detail)
+    rendered = len(train.tokens)
+    ctx.check("sanity.loads", "pass" if rendered and not unloaded else "fail",
+              f"{unloaded:,} of {rendered + unloaded:,} training lines did not load" if unloaded
+              else f"{rendered:,} training records rendered with {report.model}" if rendered
+              else "no training records to render", detail=tok_detail)
 
     _prove_fits(ctx, report, listing(("too_long",)), tok_detail)
 
     mean = tstats["mean"]
     ctx.check("sanity.avg_tokens", "pass" if rendered and mean < sc["max_avg_tokens"] else "fail",
-              f"mean {mean:,.0f} tokens (p95 {tstats['p95']:,}, max {tstats['max']:,})",
+              f"mean {mean:,.0f} tokens (p95 {tstats['p95']:,}, max {tstats['max']:,})"
+              if rendered else "no training records to measure",
               detail=tok_detail)
 
-    rt = report.roundtrip
+    rt = report.roundtrip if rendered else {"reason": "no training records"}
     ctx.check("sanity.roundtrip", "fail" if rt.get("failed") else ("pass" if rt.get("checked")
                                                                   else "skip"),
-              f"{rt.get('checked', 0) - rt.get('failed', 0)}/{rt.get('checked', 0)} exact",
+              f"{rt.get('checked', 0) - rt.get('failed', 0)}/{rt.get('checked', 0)} exact"
+              if rendered else "no training records",
               detail=rt)
 
-    ctx.check("sanity.samples", "pass" if report.samples else "skip",
-              f"{len(report.samples)} shown", detail={"samples": report.samples})
+    ctx.check("sanity.samples", "pass" if report.samples and rendered else "skip",
+              f"{len(report.samples)} shown" if rendered else "no training records",
+              detail={"samples": report.samples})
 
     n_train = len(train.tokens)
     tokens = tstats["total"] if n_train else 0
     lo_r, hi_r = sc["expected_records_min"], sc["expected_records_max"]
     lo_t, hi_t = sc["expected_tokens_min"], sc["expected_tokens_max"]
-    inside = lo_r <= n_train <= hi_r and lo_t <= tokens <= hi_t
-    notes = []
+    inside = n_train > 0 and lo_r <= n_train <= hi_r and lo_t <= tokens <= hi_t
+    notes = [] if n_train else ["no training records"]
     if not lo_r <= n_train <= hi_r:
         notes.append(f"{n_train:,} training records is outside {lo_r:,}-{hi_r:,}")
     if not lo_t <= tokens <= hi_t:

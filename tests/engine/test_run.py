@@ -51,15 +51,48 @@ def test_sanity_run_writes_the_run_folder(outputs: Path) -> None:
     assert (run / "sanity" / "problems.jsonl").exists()
 
 
-def test_export_without_an_adapter_skips_and_says_what_is_missing(outputs: Path) -> None:
+def test_export_without_an_adapter_is_blocked_and_says_what_is_missing(outputs: Path) -> None:
     proc = web4tui("run", "export", "--run", "t2")
+    assert proc.returncode == 1
+    assert "[export] ⊘ blocked — needs “Adapter saved to outputs/<run>/lora”" in proc.stdout
+    events = list(read_events(outputs / "t2" / "events.jsonl"))
+    assert not [e for e in events if e.type == "check"]  # nothing was attempted
+    finished = [e for e in events if e.type == "stage_finished"]
+    assert [(e.stage, e.get("status")) for e in finished] == [("export", "blocked")]
+    summary = finished[0].get("summary")
+    assert summary["need"] == "full.adapter_saved"
+    assert summary["blocked_by"] == summary["run_first"] == "sanity"  # where to start
+    # --keep-going runs it anyway: the stage itself then says what is missing.
+    proc = web4tui("run", "export", "--run", "t2", "--keep-going")
     assert proc.returncode == 1
     events = list(read_events(outputs / "t2" / "events.jsonl"))
     checks = [e for e in events if e.type == "check"]
     assert checks and all(e.get("status") == "skip" for e in checks)
     assert all("no adapter" in e.get("detail") for e in checks)
-    finished = {e.stage: e.get("status") for e in events if e.type == "stage_finished"}
-    assert finished == {"export": "skipped"}
+
+
+def test_a_failed_stage_blocks_the_rest_and_the_run_ends_at_once(outputs: Path) -> None:
+    bad = ROOT / "tests" / "fixtures" / "bad"
+    t0 = time.monotonic()
+    proc = web4tui("run", "--run", "gated", sets=[f"data.train=['{bad}']", "data.eval=[]"])
+    took = time.monotonic() - t0
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert took < 120, took  # stage 1 alone: no training was started
+    events = list(read_events(outputs / "gated" / "events.jsonl"))
+    finished = {e.stage: e for e in events if e.type == "stage_finished"}
+    assert finished["sanity"].get("status") == "failed"
+    later = [s for s in finished if s != "sanity"]
+    assert later == ["dry_run", "mini", "full", "eval", "export", "deploy", "advice"]
+    for stage in later:
+        assert finished[stage].get("status") == "blocked"
+        assert finished[stage].get("summary")["blocked_by"] == "sanity.valid_jsonl"
+        assert finished[stage].get("duration_s") == 0.0
+    assert not any(e.type == "metric" for e in events)
+    assert "[dry_run] ⊘ blocked — needs 1. Sanity check, whose item “Valid JSONL” failed" \
+        in proc.stdout
+    assert "blocked (not started): dry_run, mini" in proc.stdout
+    state = json.loads((outputs / "gated" / "state.json").read_text())
+    assert state["stages"]["full"]["status"] == "blocked"
 
 
 def test_bad_usage_exits_2_without_traceback(outputs: Path) -> None:

@@ -54,6 +54,11 @@ def _hello(w: EventWriter) -> None:
            device="mps", python="3.11.9", argv=["engine", "work"])
 
 
+TOKENS = {"model": "SmolLM2-135M-Instruct (embedded)",
+          "all": {"records": 3300, "mean": 402.0, "p50": 390, "p95": 610, "max": 900,
+                  "total": 1326600, "trained_tokens": 420000}}
+
+
 def _sanity(w: EventWriter, clock: Clock) -> None:
     w.stage = "sanity"
     w.emit("stage_started", title="Sanity check", total=None)
@@ -69,7 +74,7 @@ def _sanity(w: EventWriter, clock: Clock) -> None:
         w.emit("progress", done=i + 1, total=len(values), unit="checks", eta_s=0.4 * (6 - i))
         w.emit("check", item=item, status=status, value=value, target="",
                detail={"files": 5, "per_bucket": {"tool": 900, "style": 800}}
-               if item == "sanity.totals" else None)
+               if item == "sanity.totals" else TOKENS if item == "sanity.loads" else None)
     w.emit("log", level="info", message="tokenizer: SmolLM2-135M-Instruct (49152 tokens)")
     clock.tick(0.5)
     w.emit("stage_finished", status="ok", duration_s=3.1, summary={})
@@ -173,6 +178,66 @@ def failing(root: Path) -> RunFolder:
     return RunFolder(run)
 
 
+BAD_LINES = [(f"data/train/part-{i // 40:02d}.jsonl", 3 + i, reason, message)
+             for i, (reason, message) in enumerate(
+                 [("invalid_json", "Expecting ',' delimiter at column 57"),
+                  ("not_object", "expected a JSON object, got list"),
+                  ("missing_field", "field 'output' is missing")] * 20)]
+
+
+def gated(root: Path) -> RunFolder:
+    """Stage 1 failed on 60 bad lines (listed in sanity/problems.jsonl); 2-8 blocked."""
+    clock = Clock()
+    run, w = _writer(root, "gated", clock)
+    _hello(w)
+    w.stage = "sanity"
+    w.emit("stage_started", title="Sanity check", total=None)
+    syntax = [b for b in BAD_LINES if b[2] != "missing_field"]
+    fields = [b for b in BAD_LINES if b[2] == "missing_field"]
+
+    def listed(rows):  # noqa: ANN001, ANN202 — the event lists a few; the file has them all
+        return [{"where": f"{f}:{n}", "reason": r, "message": m} for f, n, r, m in rows[:5]]
+    w.emit("check", item="sanity.valid_jsonl", status="fail", value=f"{len(syntax)} bad lines",
+           target="no bad lines", detail={
+               "files": 2, "lines": 140, "records": 80,
+               "problems": {"invalid_json": 20, "not_object": 20},
+               "explain": {"invalid_json": "not valid JSON", "not_object": "not a JSON object"},
+               "listed": listed(syntax), "empty_files": [], "missing": []})
+    w.emit("check", item="sanity.fields", status="fail", value=f"{len(fields)} records with "
+           "field problems", target="", detail={
+               "problems": {"missing_field": 20},
+               "explain": {"missing_field": "a required field is missing"},
+               "listed": listed(fields), "records": {"train/tool": 50, "train/style": 30}})
+    tokens = {"model": "SmolLM2-135M-Instruct (embedded)",
+              "all": {"records": 80, "mean": 402.5, "p50": 390, "p95": 610, "max": 700,
+                      "total": 32200, "trained_tokens": 9100},
+              "per_bucket": {"style": {"records": 30, "mean": 450.0, "p50": 440, "p95": 610,
+                                       "max": 700, "total": 13500, "trained_tokens": 5200},
+                             "tool": {"records": 50, "mean": 374.0, "p50": 370, "p95": 420,
+                                      "max": 450, "total": 18700, "trained_tokens": 3900}},
+              "over_seq_len": {"dry_run": 0, "mini": 0, "full": 0},
+              "seq_len": {"dry_run": 1024, "mini": 2048, "full": 2048}}
+    w.emit("check", item="sanity.loads", status="fail", value="60 of 140 training lines did "
+           "not load", target="", detail=tokens)
+    w.emit("check", item="sanity.avg_tokens", status="pass", value="mean 402 tokens",
+           target="", detail=tokens)
+    clock.tick(1.0)
+    w.emit("stage_finished", status="failed", duration_s=1.0, summary={})
+    for stage in checklist.STAGE_IDS[1:]:
+        w.stage = stage
+        w.emit("stage_started", title=checklist.stage(stage).title, total=None)
+        w.emit("stage_finished", status="blocked", duration_s=0.0, summary={
+            "blocked_by": "sanity.valid_jsonl", "need": "sanity", "run_first": "sanity",
+            "reason": "needs 1. Sanity check, whose item “Valid JSONL” failed"})
+    w.close()
+    (run / "sanity").mkdir()
+    (run / "sanity" / "problems.jsonl").write_text("".join(
+        json.dumps({"file": f, "line": n, "reason": r, "field": None, "message": m}) + "\n"
+        for f, n, r, m in BAD_LINES))
+    _state(run, sanity="failed", **{s: "blocked" for s in checklist.STAGE_IDS[1:]})
+    return RunFolder(run)
+
+
 def cancelled(root: Path) -> RunFolder:
     """The dry run was stopped by the user midway."""
     clock = Clock()
@@ -231,7 +296,7 @@ def dead(root: Path) -> RunFolder:
     return RunFolder(run)
 
 
-ALL = (passing, training, failing, cancelled, malformed, dead)
+ALL = (passing, training, failing, gated, cancelled, malformed, dead)
 
 if __name__ == "__main__":
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "outputs")

@@ -22,7 +22,8 @@ def text(app, selector: str) -> str:  # noqa: ANN001
 
 
 def log_text(app) -> str:  # noqa: ANN001
-    return "\n".join(strip.text for strip in app.screen.query_one(LogPane).lines)
+    """The log as one line of words: long lines wrap in the pane."""
+    return " ".join(" ".join(strip.text for strip in app.screen.query_one(LogPane).lines).split())
 
 
 def notes(app) -> str:  # noqa: ANN001
@@ -83,6 +84,9 @@ async def test_failing_stage_shows_error_with_hint(runs, make_app) -> None:
         log = log_text(app)
         assert "✗ [sanity] Sanity check failed: 2 bad lines" in log
         assert "hint: Fix the listed lines" in log
+        pane = app.screen.query_one(LogPane)  # wrapped to the pane, never cut on the right
+        width = pane.scrollable_content_region.width
+        assert max(strip.cell_length for strip in pane.lines) <= width
 
 
 async def test_cancelled_run_resumes_from_the_cancelled_stage(runs, make_app, started) -> None:
@@ -90,7 +94,10 @@ async def test_cancelled_run_resumes_from_the_cancelled_stage(runs, make_app, st
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause(0.3)
         assert label(app, "dry_run").startswith("■")
-        await pilot.press("c")
+        await pilot.press("c")  # resuming trains: it asks first
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
         await pilot.pause(0.3)
         assert started == [(["dry_run", "mini", "full", "eval", "export", "deploy", "advice"],
                             "cancelled")]
@@ -185,26 +192,36 @@ async def test_stop_without_engine_says_so(runs, make_app) -> None:
         assert "no engine is running" in notes(app)
 
 
-async def test_run_and_rerun(runs, make_app, started) -> None:
+async def test_guards_in_proportion_to_cost(runs, make_app, started) -> None:
     app = make_app(runs("passing"))
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause(0.2)
-        await pilot.press("r")  # sanity passed: running it again asks first
-        await pilot.pause(0.1)
-        assert isinstance(app.screen, ConfirmScreen)
-        await pilot.press("escape")
-        await pilot.pause(0.1)
-        assert started == []
-        await pilot.press("x", "y")
+        await pilot.press("r")  # stage 1 is cheap: re-running it starts at once
         await pilot.pause(0.3)
+        assert not isinstance(app.screen, ConfirmScreen)
         assert started == [(["sanity"], "passing")]
         tree = app.screen.query_one(ChecklistTree)
-        tree.select_node(tree.node_for("dry_run"))
+        tree.move_cursor(tree.node_for("full"))
+        await pilot.pause(0.1)
+        await pilot.press("r")  # the full fine-tune is blocked: offers to run from stage 2
+        await pilot.pause(0.2)
+        question = str(app.screen.query_one("#question").render())
+        assert "4. Full fine-tune is blocked: it needs 3. Mini fine-tune" in question
+        assert "Run from 2. Dry run to 4. Full fine-tune?" in question
+        assert "dry_run: up to" in question and "full: up to" in question
+        await pilot.press("n")
+        await pilot.pause(0.1)
+        assert len(started) == 1
         tree.move_cursor(tree.node_for("dry_run"))
-        await pilot.press("r")
+        await pilot.pause(0.1)
+        await pilot.press("r")  # training asks first, with its size
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, ConfirmScreen)
+        assert "dry_run: up to" in str(app.screen.query_one("#question").render())
+        await pilot.press("y")
         await pilot.pause(0.3)
         assert started[-1] == (["dry_run"], "passing")
-        await pilot.press("a")
+        await pilot.press("a", "y")  # all remaining stages: asked, then started
         await pilot.pause(0.3)
         assert started[-1][0][0] == "dry_run" and "sanity" not in started[-1][0]
 

@@ -23,3 +23,15 @@ def test_main_screen(snap_compare, runs, make_app, size, theme) -> None:
 def test_item_detail_at_80x24(snap_compare, runs, make_app) -> None:
     app = make_app(runs("failing"), theme="web4-high-contrast")
     assert snap_compare(app, terminal_size=(80, 24), press=["down"], run_before=_settle)
+
+
+def test_blocked_run_overview_at_80x24(snap_compare, runs, make_app) -> None:
+    """Stage 1 failed, 2-8 blocked: every stage in view, the failing one open."""
+    app = make_app(runs("gated"))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=_settle)
+
+
+def test_drill_into_valid_jsonl_at_80x24(snap_compare, runs, make_app) -> None:
+    app = make_app(runs("gated"))
+    assert snap_compare(app, terminal_size=(80, 24), press=["down", "enter"],
+                        run_before=_settle)

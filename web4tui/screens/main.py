@@ -22,13 +22,16 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from engine import checklist
-from web4tui import engine_client
+from web4tui import drill, engine_client, estimate
 from web4tui.bindings import MAIN_COMMANDS, bindings
 from web4tui.follow import Follower
+from web4tui.next_run import NextRun, describe
 from web4tui.run_state import RunState
 from web4tui.runfolder import RunFolder
 from web4tui.screens.confirm import ConfirmScreen
+from web4tui.screens.edit_setting import EditSettingScreen
 from web4tui.screens.plot import PlotScreen
+from web4tui.screens.result import ResultScreen
 from web4tui.settings import Settings
 from web4tui.widgets.advice_pane import AdvicePane
 from web4tui.widgets.checklist_tree import ChecklistTree
@@ -47,14 +50,16 @@ DEFAULTS_TOML = Path(checklist.__file__).with_name("defaults.toml")  # read as d
 class MainScreen(Screen[None]):
     BINDINGS = bindings(MAIN_COMMANDS)
 
-    def __init__(self, run: RunFolder | None, settings: Settings) -> None:
+    def __init__(self, run: RunFolder | None, settings: Settings,
+                 next_run: NextRun | None = None) -> None:
         super().__init__()
         self.run = run
         self.settings = settings
+        self.next_run = next_run or NextRun()
         self.follower = Follower(run) if run else None
         self.state = self._new_state()
         self.engine_alive = bool(run and run.pid())
-        self.cfg = _read_cfg(run)
+        self.cfg = self.next_run.cfg or _read_cfg(run)  # what the tree's targets are read from
         self.starting = False
         self._held: set[str] = set()  # high-rate parts waiting for their next redraw
         self._last_live_redraw = 0.0
@@ -62,7 +67,9 @@ class MainScreen(Screen[None]):
     def _new_state(self) -> RunState:
         s = self.settings
         return RunState(smoothing_span=s.smoothing_span, history_points=s.loss_history_points,
-                        samples_per_bucket=s.samples_per_bucket, log_lines=s.log_lines)
+                        samples_per_bucket=s.samples_per_bucket, log_lines=s.log_lines,
+                        eta_window_s=s.eta_window_s, eta_min_fraction=s.eta_min_fraction,
+                        eta_min_seconds=s.eta_min_seconds)
 
     def compose(self) -> ComposeResult:
         yield RunHeader(id="header")
@@ -116,7 +123,8 @@ class MainScreen(Screen[None]):
             self.show_detail()
         if "header" in dirty:
             self.query_one(RunHeader).show(self.run and self.run.name, self.state,
-                                           self.engine_alive)
+                                           self.engine_alive, describe(self.next_cfg()),
+                                           self.next_run.overridden)
         for part, pane in (("loss", LossPane), ("memory", MemoryPane),
                            ("samples", SamplesPane), ("log", LogPane)):
             if part in dirty:
@@ -156,10 +164,32 @@ class MainScreen(Screen[None]):
     def on_tree_node_highlighted(self, event: ChecklistTree.NodeHighlighted) -> None:
         self.show_detail()
 
+    def on_tree_node_selected(self, event: ChecklistTree.NodeSelected) -> None:
+        """Enter on an item or a stage: everything the engine said about it."""
+        key = event.node.data
+        if key:
+            self.action_open_result(str(key))
+
+    def action_open_result(self, key: str | None = None) -> None:
+        key = key or self.query_one(ChecklistTree).selected_key()
+        if not key:
+            return
+        title = (checklist.render(checklist.ITEMS[key].title, self.cfg) if key in checklist.ITEMS
+                 else f"{checklist.stage(key).number}. {checklist.stage(key).title}")
+        self.app.push_screen(ResultScreen(
+            title, lambda: drill.lines_for(key, self.state, self.cfg,
+                                           self.run.root if self.run else None),
+            changed=lambda: self.state.events_seen,
+            refresh_s=self.settings.liveness_interval_s))
+
     def on_resize(self) -> None:
         # Short screens keep the log readable; tall ones give the loss a real plot.
         self.set_class(self.size.height < 30, "-short")
         self.set_class(self.size.height >= 40, "-tall")
+
+    def next_cfg(self) -> dict[str, Any] | None:
+        """The config the next run started here will use."""
+        return self.next_run.cfg or self.cfg
 
     # -- control --------------------------------------------------------------------------
     def selected_stage(self) -> str:
@@ -170,25 +200,59 @@ class MainScreen(Screen[None]):
         stage = self.selected_stage()
         if self.state.stage_status.get(stage) == "ok":
             self.action_rerun()
-        else:
-            self.start([stage])
-
-    def action_rerun(self) -> None:
-        stage = self.selected_stage()
+            return
+        block = self.blocker(stage)
+        if block is None:
+            self.guarded_start([stage])
+            return
         if self._busy():
             return
-        title = checklist.stage(stage).title
+        order = list(checklist.STAGE_IDS)
+        stages = order[order.index(block.run_first): order.index(stage) + 1]
+        spec, first = checklist.stage(stage), checklist.stage(block.run_first)
+        cost = estimate.describe(stages, self.state, self.cfg)
         self.app.push_screen(
-            ConfirmScreen(f"Re-run {title}? Its items go back to pending and its results "
-                          "are replaced.", yes="Re-run"),
-            lambda ok: ok and self.start([stage]))
+            ConfirmScreen(f"{spec.number}. {spec.title} is blocked: it {block.reason}.\n"
+                          f"Run from {first.number}. {first.title} to {spec.number}. "
+                          f"{spec.title}? Each stage starts only if the ones it needs pass."
+                          + (f"\n{cost}" if cost else ""), yes=f"Run {first.title}"),
+            lambda ok: ok and self.start(stages))
+
+    def blocker(self, stage: str) -> checklist.Blocker | None:
+        """What keeps ``stage`` from running, judged on what this run has recorded."""
+        items = {k: str(c.get("status")) for k, c in self.state.checks.items()}
+        return checklist.blocker(stage, self.state.stage_status, items, self.cfg)
+
+    def guarded_start(self, stages: list[str], sets: list[str] | None = None,
+                      what: str = "") -> None:
+        """Cheap stages start at once; training, export or everything asks first."""
+        costly = [s for s in stages if s in estimate.COSTLY]
+        if not costly and len(stages) < len(checklist.STAGE_IDS):
+            self.start(stages, sets)
+            return
+        if self._busy():
+            return
+        names = ", ".join(f"{checklist.stage(s).number}. {checklist.stage(s).title}"
+                          for s in stages)
+        self.app.push_screen(
+            ConfirmScreen(f"{what or 'Start'} {names}?\n"
+                          + estimate.describe(stages, self.state, self.cfg), yes="Start"),
+            lambda ok: ok and self.start(stages, sets))
+
+    def action_rerun(self) -> None:
+        """Run the selected stage again: at once when cheap, after a question when costly."""
+        stage = self.selected_stage()
+        if stage not in self.state.stage_status:
+            self.action_run_stage()  # never run: nothing to replace
+            return
+        self.guarded_start([stage], what="Re-run (its results are replaced)")
 
     def action_run_all(self) -> None:
         remaining = [s for s in checklist.STAGE_IDS if self.state.stage_status.get(s) != "ok"]
         if not remaining:
             self.notify("every stage has passed; x re-runs the selected one")
         else:
-            self.start(remaining)
+            self.guarded_start(remaining, what="Run, stopping at the first that fails:")
 
     def action_resume(self) -> None:
         order = list(checklist.STAGE_IDS)
@@ -197,7 +261,7 @@ class MainScreen(Screen[None]):
         if not stopped:
             self.notify("nothing was interrupted; a runs the remaining stages")
             return
-        self.start(order[order.index(stopped[0]):])
+        self.guarded_start(order[order.index(stopped[0]):], what="Resume")
 
     def action_apply_advice(self) -> None:
         """Offer the newest advice's suggested change: its settings on its stages."""
@@ -221,6 +285,30 @@ class MainScreen(Screen[None]):
                           f"Run {', '.join(stages)} with {', '.join(sets) or 'the same settings'}?"
                           + extra, yes="Apply"),
             lambda ok: ok and self.start(stages, sets))
+
+    def action_edit_setting(self) -> None:
+        self.app.push_screen(EditSettingScreen(self.next_run.sets), self._setting_given)
+
+    def _setting_given(self, assignment: str | None) -> None:
+        if assignment:
+            self._resolve_worker(assignment)
+
+    @work(thread=True, exclusive=True, group="resolve")
+    def _resolve_worker(self, assignment: str) -> None:
+        # The engine validates the setting (a subprocess): never on the UI thread.
+        try:
+            cfg = self.next_run.resolve(self.run, [assignment])
+        except engine_client.EngineError as exc:
+            self.app.call_from_thread(self.notify, str(exc), title="setting not changed",
+                                      severity="error", timeout=15)
+        else:
+            self.app.call_from_thread(self._setting_applied, assignment, cfg)
+
+    def _setting_applied(self, assignment: str, cfg: dict[str, Any]) -> None:
+        self.cfg = cfg
+        self.query_one(ChecklistTree).show(self.state, self.cfg, force=True)
+        self._redraw({"header"})
+        self.notify(f"the next run uses {assignment}", timeout=5)
 
     def action_stop(self) -> None:
         if self.run is None or not self.run.pid():
@@ -248,13 +336,15 @@ class MainScreen(Screen[None]):
         self.starting = True
         self._fast_poll.resume()
         self.notify(f"starting the engine: {', '.join(stages)}")
-        self._start_worker(stages, self.run.name if self.run else None, sets or [])
+        self._start_worker(stages, self.run.name if self.run else None,
+                           [*self.next_run.sets, *(sets or [])])
 
     @work(thread=True, exclusive=True, group="engine-start")
     def _start_worker(self, stages: list[str], run: str | None, sets: list[str]) -> None:
         # Starting waits for the engine's hello (it may import torch): never on the UI thread.
         try:
-            started = engine_client.start(stages, run=run, sets=sets)
+            started = engine_client.start(stages, run=run, sets=sets,
+                                          config=self.next_run.config)
         except engine_client.EngineError as exc:
             self.app.call_from_thread(self._start_failed, str(exc))
         else:
@@ -269,7 +359,7 @@ class MainScreen(Screen[None]):
         if self.run is None or self.run.root.resolve() != started.path.resolve():
             self.run = RunFolder(started.path)
             self.follower = Follower(self.run)
-            self.cfg = _read_cfg(self.run)
+            self.cfg = _read_cfg(self.run) or self.cfg
             self.query_one(ChecklistTree).show(self.state, self.cfg, force=True)
         self.engine_alive = True
         self.notify(f"engine pid {started.pid} is working on run {started.run}")

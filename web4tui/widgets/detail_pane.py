@@ -10,7 +10,7 @@ from textual.widgets import Static
 
 from engine import checklist
 from web4tui.charts import fmt_duration
-from web4tui.glyphs import markup
+from web4tui.glyphs import markup, word
 from web4tui.run_state import RunState
 
 EVIDENCE_CHARS = 1500  # enough to read, short enough to never stall a redraw
@@ -36,12 +36,13 @@ def _item(key: str, state: RunState, cfg: dict[str, Any] | None) -> Content:
     item = checklist.ITEMS[key]
     status = state.item_status(key)
     check = state.checks.get(key) or {}
-    lines = [markup(status, f"{checklist.render(item.title, cfg)} — {status}"),
+    lines = [markup(status, f"{checklist.render(item.title, cfg)} — {word(status, item=True)}"),
              f"[b]target[/b]   {_esc(checklist.render(item.target, cfg))}"]
-    if check:
+    if check.get("value") not in (None, ""):
         lines.append(f"[b]measured[/b] {_esc(check.get('value'))}")
-        if check.get("target"):
-            lines.append(f"[b]engine target[/b] {_esc(check.get('target'))}")
+    engine_target = check.get("target")
+    if engine_target and engine_target != checklist.render(item.target, cfg):
+        lines.append(f"[b]engine target[/b] {_esc(engine_target)}")
     lines.append(f"[b]how[/b]      {_esc(checklist.render(item.proof, cfg))}")
     lines.append(f"[$text-muted]seed: {_esc(item.title)}[/]")
     if check.get("detail") not in (None, "", {}):
@@ -52,12 +53,16 @@ def _item(key: str, state: RunState, cfg: dict[str, Any] | None) -> Content:
 def _stage(key: str, state: RunState) -> Content:
     stage = checklist.stage(key)
     st = state.stage_state(key)
-    lines = [markup(st, f"{stage.number}. {stage.title} — {state.stage_status.get(key, 'not run')}"),
-             _esc(stage.summary)]
+    lines = [markup(st, f"{stage.number}. {stage.title} — {word(st)}")]
+    block = state.block(key) if st == "blocked" else None
+    if block:  # right under the title: a small terminal shows only the first lines
+        lines.append(f"[$warning]{_esc(block.get('reason', ''))}; r offers to run "
+                     f"{_esc(block.get('run_first', 'it'))} first[/]")
+    lines.append(_esc(stage.summary))
     if key in state.stage_duration:
         lines.append(f"took {fmt_duration(state.stage_duration[key])}")
     items = [state.item_status(i.id) for i in stage.items]
-    lines.append("items: " + ", ".join(f"{items.count(s)} {s}" for s in
+    lines.append("items: " + ", ".join(f"{items.count(s)} {word(s, item=True)}" for s in
                                        ("pass", "warn", "fail", "skip", "pending") if s in items))
     if key not in checklist.IMPLEMENTED:
         lines.append("[$text-muted]this engine reports this stage's items as skipped for now[/]")

@@ -12,8 +12,9 @@ LEVEL_VARS = {"error": "error", "warning": "warning", "debug": "text-muted"}
 
 class LogPane(RichLog):
     def __init__(self, max_lines: int, **kwargs) -> None:  # noqa: ANN003
+        # min_width: RichLog wraps at no less than this (78 by default, wider than the pane).
         super().__init__(max_lines=max_lines, wrap=True, markup=False, auto_scroll=True,
-                         **kwargs)
+                         min_width=1, **kwargs)
         self.border_title = "Log"
         self._shown = 0  # RunState.log_total when we last drew
 

@@ -1,4 +1,5 @@
-"""One header line: run, backend/device, current stage, elapsed and ETA.
+"""Two header lines: run, backend/device, current stage, elapsed and ETA; then the data,
+model and backend the next run will use.
 
 Repainted only when its text changes (a plain refresh, no layout pass), so a running engine
 costs one small repaint per second.
@@ -20,9 +21,11 @@ class RunHeader(Widget):
         super().__init__(**kwargs)
         self.text = ""
 
-    def show(self, run_name: str | None, state: RunState, engine_alive: bool) -> None:
+    def show(self, run_name: str | None, state: RunState, engine_alive: bool,
+             next_run: str = "", overridden: bool = False) -> None:
         now = time.time()
-        parts = ["web4tui", f"run {run_name}" if run_name else "new run (default config)"]
+        parts = ["web4tui", f"run {run_name}" if run_name else
+                 "new run" if overridden else "new run (default config)"]
         if state.hello:
             parts.append(f"{state.hello.get('backend')}/{state.hello.get('device')}")
         stage = state.current_stage
@@ -41,10 +44,13 @@ class RunHeader(Widget):
             eta = state.stage_eta(stage, now)
             if eta is not None:
                 parts.append(f"ETA {fmt_duration(eta)}")
-        text = " │ ".join(parts)
+        text = " │ ".join(parts) + (f"\n{next_run}" if next_run else "")
         if text != self.text:
             self.text = text
             self.refresh()
 
     def render(self) -> Content:
-        return Content(self.text)
+        first, sep, rest = self.text.partition("\n")
+        if len(first) > self.content_size.width and first.startswith("web4tui │ "):
+            first = first.removeprefix("web4tui │ ")  # the app's name gives way when short
+        return Content(first + sep + rest)
