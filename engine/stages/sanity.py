@@ -114,7 +114,7 @@ def prove(ctx: StageContext, report: Report) -> None:
               else f"{rendered:,} training records rendered with {report.model}" if rendered
               else "no training records to render", detail=tok_detail)
 
-    _prove_fits(ctx, report, listing(("too_long",)), tok_detail)
+    _prove_fits(ctx, report, listing(("too_long",)), tok_detail, rendered)
 
     mean = tstats["mean"]
     ctx.check("sanity.avg_tokens", "pass" if rendered and mean < sc["max_avg_tokens"] else "fail",
@@ -151,7 +151,7 @@ def prove(ctx: StageContext, report: Report) -> None:
 
 
 def _prove_fits(ctx: StageContext, report: Report, listed: list[dict[str, Any]],
-                tok_detail: dict[str, Any]) -> None:
+                tok_detail: dict[str, Any], rendered: int) -> None:
     """Records longer than a stage's sequence length: over the longest one every stage would
     cut or drop them (a failure); over a shorter one only that stage leaves them out."""
     limits = seq_lens(ctx.cfg)
@@ -161,7 +161,9 @@ def _prove_fits(ctx: StageContext, report: Report, listed: list[dict[str, Any]],
     detail = {"seq_len": limits, "over_seq_len": over, "listed": listed,
               "explain": {"too_long": REASONS["too_long"]},
               "per_bucket": tok_detail["per_bucket"], "model": report.model}
-    if over_longest:
+    if not rendered:
+        status, value = "fail", "no training records to measure"
+    elif over_longest:
         status = "warn" if "too_long" in ctx.cfg["sanity"]["warn_only"] else "fail"
         value = f"{over_longest} records over {longest} tokens"
     elif any(over.values()):
