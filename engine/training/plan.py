@@ -69,14 +69,6 @@ class SampleJudge:
         return verdict_payload(score(record, answer, self._rules))
 
 
-def stop_tokens(tok: Any) -> list[str]:
-    """The tokenizer's end-of-turn tokens that really exist in its vocabulary."""
-    toks = [t for t in (tok.eos_token, "<|im_end|>", "<|endoftext|>", "<|eot_id|>")
-            if t and tok.convert_tokens_to_ids(t) is not None
-            and tok.convert_tokens_to_ids(t) != tok.unk_token_id]
-    return list(dict.fromkeys(toks)) or [tok.eos_token]
-
-
 def read_resume_state(ctx: Any, last: Path, settings: dict[str, Any]) -> dict[str, Any]:
     """A checkpoint's trainer state, warning about every setting that changed since."""
     from engine.training import checkpoint as ckpt
