@@ -56,8 +56,7 @@ def stop_ids(tok: Any, model_dir: Path | None = None, model: Any = None) -> list
     special = set(getattr(tok, "all_special_tokens", None) or []) \
         | set(getattr(tok, "added_tokens_encoder", None) or {})
     ids += [vocab[m] for m in TURN_MARKERS if m in vocab and m in special]
-    unk = getattr(tok, "unk_token_id", None)
-    return [i for i in dict.fromkeys(ids) if i != unk or i == getattr(tok, "eos_token_id", None)]
+    return list(dict.fromkeys(ids))
 
 
 def stop_tokens(tok: Any, model_dir: Path | None = None, model: Any = None) -> list[str]:

@@ -95,6 +95,7 @@ class TorchLoRA:
         self.placement = f"{placement.device}/{placement.precision}"
         self.model: Any = None
         self.steps = 0  # optimizer steps taken, for the scheduler record
+        self.memory = memory_reader(placement.device)  # keeps the peak between reads
 
     def describe(self) -> str:
         return f"on {self.p.device} in {self.p.precision} ({self.p.why})"
@@ -137,9 +138,6 @@ class TorchLoRA:
             self.opt.step()
         self.opt.zero_grad(set_to_none=True)
         self.steps += 1
-
-    def memory(self) -> tuple[float, float]:
-        return memory_reader(self.p.device)()
 
     def memory_extras(self) -> dict[str, Any]:
         return {}

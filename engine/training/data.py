@@ -14,14 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.examples import IGNORE, Example
-from engine.records import (
-    Record,
-    find_files,
-    iter_lines,
-    load_tools,
-    parse_line,
-    split_of,
-)
+from engine.records import Record, find_files, iter_lines, load_tools, parse_line, split_of
 from engine.render import Renderer
 
 

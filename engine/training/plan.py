@@ -1,7 +1,8 @@
-"""What a training stage asks of a backend, what it gets back, and what both backends share.
+"""What a training stage asks of the loop (:mod:`engine.training.loop`), what it gets back,
+the seeded data order, sample verdicts, and a checkpoint's history on resume.
 
-Stdlib-only apart from the scorers: importing it never loads torch or mlx, so each backend
-(``engine.backends.torch_lora``, ``engine.backends.mlx_lora``) pulls in only its own library.
+Stdlib-only apart from the scorers: importing it never loads torch or mlx, so a run pulls in
+only the library of the backend it trains with.
 """
 
 from __future__ import annotations

@@ -79,6 +79,10 @@ def test_dry_run_learns_and_writes_checkpoints(outputs: Path, tiny: Path) -> Non
     # Step 12 is both a sample step and the last: its samples are generated once.
     at = Counter(e.get("step") for e in events(run) if e.type == "sample")
     assert set(at) == {6, 12} and at[6] == at[12] > 0, at
+    # The stage reports its figures when it finishes.
+    done = next(e for e in events(run) if e.type == "stage_finished").get("summary")
+    assert done["steps"] == 12 and done["checks"]
+    assert done["final_loss"] == pytest.approx(losses[-1], abs=1e-4)
 
 
 def test_dry_run_passes_when_the_target_is_reached(outputs: Path, tiny: Path) -> None:
