@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from engine import models
+from engine.context import StageContext
 from engine.records import (
     DataFileError,
     Problem,
@@ -30,7 +31,6 @@ from engine.records import (
     split_of,
 )
 from engine.render import Renderer
-from engine.stages.base import StageContext
 
 BATCH_RECORDS = 2048
 

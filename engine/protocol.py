@@ -427,3 +427,19 @@ def printable(text: object, *, one_line: bool = False) -> str:
     if not valid_text(out):
         out = _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", out)
     return out
+
+
+# -- the smoothed loss ---------------------------------------------------------------------------
+def smooth_next(prev: float | None, x: float, a: float) -> float:
+    """One step of the loss curve's exponential moving average, ``s = a*s_prev + (1-a)*x``,
+    started from the first value: the curve the loss checks judge and the loss pane draws
+    (here, in a module the UI may import, so both read the same definition)."""
+    return x if prev is None else a * prev + (1 - a) * x
+
+
+def smooth(values: list[float], a: float) -> list[float]:
+    """The whole smoothed curve (see :func:`smooth_next`)."""
+    out: list[float] = []
+    for x in values:
+        out.append(smooth_next(out[-1] if out else None, x, a))
+    return out

@@ -1,6 +1,6 @@
 """Run folders: names, the one-engine-per-run lock, atomic writes and per-stage state.
 
-A run is a folder ``outputs/<run>/`` (DESIGN §5). Everything that matters is written
+A run is a folder ``outputs/<run>/``. Everything that matters is written
 atomically — to a temp file in the same folder, fsync'd, then renamed — so a crash or a
 power cut leaves either the old file or the new one, never half of one.
 """
@@ -59,10 +59,10 @@ def atomic_write(path: str | os.PathLike[str], data: str | bytes) -> None:
         except FileNotFoundError:
             pass
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:
@@ -75,19 +75,41 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _fsync_tree(folder: Path) -> None:
+    for p in folder.rglob("*"):
+        if p.is_file():
+            with open(p, "rb") as fh:
+                os.fsync(fh.fileno())
+    fsync_dir(folder)
+
+
+def swap_in(tmp: Path, final: Path) -> None:
+    """Rename a written folder over ``final``: the old one is renamed aside first and removed
+    only once the new one is in place, so some complete copy exists at every moment."""
+    _fsync_tree(tmp)
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(final, old)
+    os.replace(tmp, final)
+    fsync_dir(final.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def atomic_dir(target: Path) -> Iterator[Path]:
-    """Build a folder under a temporary name beside ``target`` and swap it in only when the
-    block finishes; on any failure the half-built folder is removed and ``target`` is left
-    as it was."""
+    """Build a folder under a temporary name beside ``target`` and swap it in
+    (:func:`swap_in`) only when the block finishes; on any failure the half-built folder is
+    removed and ``target`` is left as it was."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         yield tmp
         os.chmod(tmp, 0o755)  # mkdtemp makes it private
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        swap_in(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -112,7 +134,7 @@ class RunLocked(RunError):
 
 @dataclass
 class Run:
-    """One run folder and the files DESIGN §5 places in it."""
+    """One run folder and the files the engine keeps in it."""
 
     root: Path
 

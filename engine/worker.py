@@ -19,7 +19,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from engine import __version__, checklist, protocol
+from engine import __version__, backends, checklist, protocol
 from engine.runs import Run, RunLock, atomic_write
 from engine.stages import runner
 from engine.stages.base import Cancelled, StageContext
@@ -66,33 +66,9 @@ def _setup_logging(log_path: Path) -> None:
 
 
 def backend_and_device(cfg: dict[str, Any]) -> tuple[str, str, str]:
-    """(backend, device, why) without importing the heavy libraries for stages that don't train."""
-    import importlib.util
-
-    want = cfg["train"]["backend"]
-    apple = sys.platform == "darwin" and platform.machine() == "arm64"
-    has_mlx = importlib.util.find_spec("mlx") is not None
-    if want == "auto":
-        backend = "mlx" if apple and has_mlx else "torch"
-        why = "Apple Silicon with mlx installed" if backend == "mlx" else (
-            "not Apple Silicon" if not apple else "mlx not installed")
-    else:
-        backend, why = want, "set in the config"
-    if backend == "mlx":
-        return backend, ("gpu" if apple else "cpu"), why
-    device = cfg["train"]["device"]
-    if device == "auto":
-        try:
-            import torch
-            if torch.backends.mps.is_available():
-                device = "mps"
-            elif torch.cuda.is_available():
-                device = "cuda"
-            else:
-                device = "cpu"
-        except ImportError:
-            device = "cpu"
-    return backend, device, why
+    """(backend, device, why), as :func:`engine.backends.select` decides them."""
+    choice = backends.select(cfg)
+    return choice.backend, choice.device, choice.why
 
 
 def work(run_dir: Path, stages: list[str], *, resume: bool = False,
@@ -205,6 +181,7 @@ def run_one(stage_id: str, cfg: dict[str, Any], emit: Any, stop: Any, run: Run |
                           detail=traceback.format_exc(limit=8), hint=_hint(exc))
     duration = round(time.monotonic() - t0, 3)
     checks = {c["item"]: c["status"] for c in ctx.checks}
+    summary = {**ctx.summary, **summary}
     summary.setdefault("checks", checks)
     _emit_if_possible(emit, "stage_finished", status=status, duration_s=duration,
                       summary=summary)

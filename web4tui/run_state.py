@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from engine import checklist
-from engine.protocol import Event
+from engine.protocol import Event, smooth_next
 from web4tui.glyphs import stage_state
 
 #: The parts of the screen a batch can change (one name per pane or widget).
@@ -43,8 +43,8 @@ class LossHistory:
     _ema: float | None = None
 
     def add(self, step: int, loss: float) -> None:
-        alpha = 2.0 / (self.span + 1)
-        self._ema = loss if self._ema is None else self._ema + alpha * (loss - self._ema)
+        # the checks' smoothing, its factor given as a span: a = 1 - 2 / (span + 1)
+        self._ema = smooth_next(self._ema, loss, 1.0 - 2.0 / (self.span + 1))
         self.seen += 1
         if self.seen % self.stride:
             return

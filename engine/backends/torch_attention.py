@@ -1,6 +1,6 @@
 """Attention for packed sequences that only computes what each record may see.
 
-A packed sequence (see :mod:`engine.training.packing`) holds several records, some sharing a
+A packed sequence (see :mod:`engine.backends.packing`) holds several records, some sharing a
 prompt prefix. Expressed as one dense N×N mask, attention costs N² for every layer and falls off
 SDPA's fast kernels (a dense mask forces the generic path, which keeps every score for
 backward) — on a CPU that made packing slower than no packing at all. Here attention runs

@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from engine.backends import pick_device
+
 
 @dataclass(frozen=True)
 class Placement:
@@ -24,16 +26,6 @@ class Placement:
     @property
     def precision(self) -> str:
         return {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}[self.dtype]
-
-
-def pick_device(want: str = "auto") -> str:
-    if want != "auto":
-        return want
-    if torch.backends.mps.is_available():
-        return "mps"
-    if torch.cuda.is_available():
-        return "cuda"
-    return "cpu"
 
 
 def cpu_has_fast_bf16() -> bool:

@@ -16,15 +16,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from engine.backends import StateError
+
 OPTIMIZER_TENSORS = "optimizer.safetensors"
 OPTIMIZER_JSON = "optimizer.json"
 SCHEDULER_JSON = "scheduler.json"
 RNG_JSON = "rng.json"
 STATE_FILES = (OPTIMIZER_TENSORS, OPTIMIZER_JSON, SCHEDULER_JSON, RNG_JSON)
-
-
-class StateError(ValueError):
-    """A checkpoint state file that is missing, damaged or not written by this trainer."""
 
 
 # -- plain values -----------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from typing import Any
 from engine import toolcalls
 from engine.deploy import gotemplate
 from engine.render import Renderer, tools_system_text
+from engine.stops import config_eos_ids
 
 
 class ModelfileError(ValueError):
@@ -137,28 +138,10 @@ def chat_family(chat_template: str) -> str:
 
 
 def _eos_texts(tok: Any, model_dir: Path | None) -> list[str]:
-    ids: list[int] = []
-    for name in ("config.json", "generation_config.json"):
-        p = model_dir / name if model_dir is not None else None
-        if p is not None and p.is_file():
-            eos = json.loads(p.read_text(encoding="utf-8")).get("eos_token_id")
-            ids.extend(eos if isinstance(eos, list) else [eos] if isinstance(eos, int) else [])
+    ids = config_eos_ids(model_dir)
     if tok.eos_token_id is not None:
         ids.append(tok.eos_token_id)
     return [t for t in (tok.convert_ids_to_tokens(int(i)) for i in ids) if t]
-
-
-def stop_tokens(model_dir: Path | None, tok: Any) -> list[str]:
-    """Every marker generation must stop at: the format's turn markers and each eos id of
-    config/generation config (what export's parity generation stops on)."""
-    stops: list[str] = []
-    try:
-        fam = FAMILIES[chat_family(getattr(tok, "chat_template", None) or "")]
-        stops.extend(fam.end_markers + fam.start_markers)
-    except ModelfileError:
-        pass
-    stops.extend(_eos_texts(tok, model_dir))
-    return list(dict.fromkeys(s for s in stops if s))
 
 
 def end_of_turn_tokens(model_dir: Path | None, tok: Any) -> list[str]:

@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from engine import call_format, checklist, config, runs
+from engine.context import StageContext
 from engine.evaluate import core, report, sources
 from engine.evaluate.lint import LintError
 from engine.models import ModelError
-from engine.stages.base import StageContext
 
 GLYPH = {"pass": "✓", "fail": "✗", "warn": "!", "skip": "-"}
 

@@ -24,26 +24,11 @@ Progress = Callable[[int, int, float | None], None]
 
 
 def stop_token_ids(tokenizer: Any, model: Any = None) -> list[int]:
-    """End-of-turn tokens: the tokenizer's eos, the generation config's eos, and the chat
-    markers templates close a turn with (<|im_end|>, <|eot_id|>, <end_of_turn>, ...)."""
-    ids: list[int] = []
+    """End-of-turn token ids (:func:`engine.stops.stop_ids`: the one list every generation
+    stops at)."""
+    from engine.stops import stop_ids
 
-    def add(value: Any) -> None:
-        if isinstance(value, int) and value >= 0 and value not in ids:
-            ids.append(value)
-        elif isinstance(value, (list, tuple)):
-            for v in value:
-                add(v)
-
-    add(getattr(tokenizer, "eos_token_id", None))
-    gen = getattr(model, "generation_config", None)
-    if gen is not None:
-        add(gen.eos_token_id)
-    vocab = tokenizer.get_vocab() if hasattr(tokenizer, "get_vocab") else {}
-    for marker in ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|endoftext|>"):
-        if marker in vocab and marker in (tokenizer.all_special_tokens or []):
-            add(vocab[marker])
-    return ids
+    return stop_ids(tokenizer, model=model)
 
 
 def encode_prompts(tokenizer: Any, prompts: Sequence[str]) -> list[list[int]]:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from engine import models
+from engine.backends import pick_device
 from engine.records import (
     REASONS,
     DataFileError,
@@ -100,17 +101,6 @@ class ModelSource(Source):
                 self.model.train()
 
 
-def _device(cfg: dict[str, Any]) -> str:
-    import torch
-
-    want = cfg["train"]["device"]
-    if want != "auto":
-        return want
-    if torch.backends.mps.is_available():
-        return "mps"
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def base_model_for(adapter: Path, cfg: dict[str, Any]) -> Path:
     """The base an adapter was trained on: its run's config (outputs/<run>/lora), else the
     adapter's own record of it when that folder exists, else the config's model.id."""
@@ -146,7 +136,7 @@ def open_hf(folder: str | Path, cfg: dict[str, Any]) -> Source:
     base = base_model_for(folder, cfg) if is_adapter else folder
     tok_dir = folder if (folder / "tokenizer_config.json").exists() else base
     tok = models.load_tokenizer(tok_dir, cfg["model"]["trust_remote_code"])
-    device = _device(cfg)
+    device = pick_device(cfg["train"]["device"])
     dtype = torch.float32 if device == "cpu" else torch.float16
     model = AutoModelForCausalLM.from_pretrained(
         base, dtype=dtype, trust_remote_code=cfg["model"]["trust_remote_code"]).to(device)

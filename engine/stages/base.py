@@ -7,50 +7,10 @@ skipped). It reports through ``ctx.emit`` only; the engine wraps it with ``stage
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass, field
-from typing import Any, Callable
-
 from engine import checklist
+from engine.context import Cancelled, Emit, StageContext
 
-Emit = Callable[..., Any]
-
-
-class Cancelled(Exception):
-    """Raised inside a stage when a graceful stop was requested."""
-
-
-@dataclass
-class StageContext:
-    cfg: dict[str, Any]
-    emit: Emit
-    stop_requested: Callable[[], bool] = lambda: False
-    run_dir: Any = None  # pathlib.Path of the run folder, or None for `web4tui check`
-    resume: bool = False  # continue training stages from their last checkpoint
-    log: logging.Logger = field(default_factory=lambda: logging.getLogger("engine"))
-    checks: list[dict[str, Any]] = field(default_factory=list)
-
-    def check(self, item: str, status: str, value: Any = None, target: Any = None,
-              detail: Any = None) -> None:
-        """Prove (or fail, warn, skip) one checklist item."""
-        if item not in checklist.ITEMS:
-            raise KeyError(f"unknown checklist item {item!r}")
-        if target is None:
-            target = checklist.render(checklist.ITEMS[item].target, self.cfg)
-        self.checks.append({"item": item, "status": status})
-        self.emit("check", item=item, status=status, value=value, target=target, detail=detail)
-
-    def raise_if_stopped(self) -> None:
-        if self.stop_requested():
-            raise Cancelled()
-
-    def status_from_checks(self) -> str:
-        statuses = {c["status"] for c in self.checks}
-        if "fail" in statuses:
-            return "failed"
-        if statuses and statuses <= {"skip"}:
-            return "skipped"
-        return "ok"
+__all__ = ["Cancelled", "Emit", "StageContext", "skip_stage"]
 
 
 def skip_stage(ctx: StageContext, stage_id: str, reason: str) -> str:

@@ -248,10 +248,9 @@ def _eval_parity(ctx: StageContext, model_dir: Path, quantized: quant.QuantResul
 
 
 def _stops(model_dir: Path) -> tuple[list[int], list[str]]:
-    """End-of-turn token ids and texts of a model (eos ids from config and generation config)."""
-    from engine.deploy.modelfile import stop_tokens
+    """The stop token ids and texts of a model: the ones stage 5 stops at
+    (:mod:`engine.stops`), so both sides of the parity check cut answers where it does."""
+    from engine.stops import stop_ids, stop_tokens
 
     tok = models.load_tokenizer(model_dir)
-    texts = stop_tokens(model_dir, tok)
-    ids = [i for i in tok.convert_tokens_to_ids(texts) if isinstance(i, int) and i >= 0]
-    return ids, texts
+    return stop_ids(tok, model_dir), stop_tokens(tok, model_dir)

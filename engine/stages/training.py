@@ -1,22 +1,23 @@
 """What the three training stages share: load, prepare data, train, and report.
 
 Each stage module (dry_run, mini, full) only says how it trains (its plan) and how its items
-are proved from the result; the loop itself lives in the backend.
+are proved from the result; the loop is :mod:`engine.training.loop`, the backend one of
+:mod:`engine.backends`.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any, Callable
 
-from engine import call_format, models
+from engine import backends, call_format, models
+from engine.context import StageContext
 from engine.records import load_tools
 from engine.render import Renderer
-from engine.stages.base import StageContext
-from engine.training import curves
+from engine.training import curves, loop
 from engine.training.data import DataError, StageData, prepare, probe_records
+from engine.training.plan import TrainPlan
 
 
 def run_training(ctx: StageContext, stage: str, *, epochs: int, grad_accum: int,
@@ -24,25 +25,11 @@ def run_training(ctx: StageContext, stage: str, *, epochs: int, grad_accum: int,
                  stop_when: Callable[[list[float]], bool] | None = None) -> tuple[Any, StageData]:
     """Train one stage; returns (TrainResult, StageData). Raises DataError for bad data."""
     cfg = ctx.cfg
-    from engine.worker import backend_and_device
-
-    backend = backend_and_device(cfg)[0]
-    if backend == "mlx":
-        try:
-            from engine.backends.mlx_lora import MLXTrainer as Trainer
-        except ImportError as exc:
-            raise DataError(f"train.backend is mlx but mlx cannot be imported ({exc}); "
-                            "install mlx-lm or set train.backend=\"torch\"") from exc
-    else:
-        if str(cfg["train"].get("quantize_base", "off")) != "off":
-            raise DataError("train.quantize_base needs the mlx backend (no bitsandbytes); "
-                            "set train.backend=\"mlx\" or train.quantize_base=\"off\"")
-        from engine.backends.torch_lora import TorchTrainer as Trainer
-    from engine.backends.torch_lora import TrainPlan
 
     def progress(done: int, total: int, msg: str) -> None:
         ctx.emit("log", level="info", message=f"model: {msg}")
 
+    make_backend = backend_for(cfg)
     folder = models.resolve(cfg["model"]["id"], cfg["model"]["cache_dir"], progress)
     tok = models.load_tokenizer(folder, cfg["model"]["trust_remote_code"])
     data = prepare(stage, cfg, tok)
@@ -52,15 +39,36 @@ def run_training(ctx: StageContext, stage: str, *, epochs: int, grad_accum: int,
                      stop_when=stop_when, checkpoint_root=run_dir / "checkpoints" / stage,
                      adapter_dir=adapter_dir(run_dir, stage), resume=ctx.resume)
     renderer = Renderer(tok, cfg["data"]["system_prompt"], load_tools(cfg["data"]["tools"]))
-    trainer = Trainer(ctx, cfg, plan, data, folder, tok, probe_records(cfg), renderer)
-    result = trainer.run()
+    result = loop.train(ctx, plan, data, make_backend(folder, tok, ctx.emit), tok,
+                        probe_records(cfg), renderer)
+    ctx.summary.update(summary(result, data))
     if plan.adapter_dir.is_dir():  # later stages check what the model was taught to emit
         call_format.record_trained(plan.adapter_dir, renderer.call_format, tok.chat_template)
     return result, data
 
 
+def backend_for(cfg: dict[str, Any]) -> Callable[[Path, Any, Any], loop.Backend]:
+    """What builds the training backend :func:`engine.backends.select` chose (refusing early,
+    before the model loads, a setting that backend cannot do)."""
+    if backends.select(cfg).backend == "mlx":
+        try:
+            from engine.backends.mlx_lora import MLXLoRA
+        except ImportError as exc:
+            raise DataError(f"train.backend is mlx but mlx cannot be imported ({exc}); "
+                            "install mlx-lm or set train.backend=\"torch\"") from exc
+        return lambda folder, tok, emit: MLXLoRA(cfg, folder, tok, emit)
+    if str(cfg["train"].get("quantize_base", "off")) != "off":
+        raise DataError("train.quantize_base needs the mlx backend (no bitsandbytes); "
+                        "set train.backend=\"mlx\" or train.quantize_base=\"off\"")
+    from engine.backends.torch_device import place
+    from engine.backends.torch_lora import TorchLoRA
+
+    return lambda folder, tok, emit: TorchLoRA(cfg, folder, tok, place(cfg), emit)
+
+
 def adapter_dir(run_dir: Path, stage: str) -> Path:
-    """``lora/`` holds the full run's adapter (DESIGN §5); earlier stages keep theirs apart."""
+    """``lora/`` holds the full run's adapter, the one export and deploy use; earlier stages
+    keep theirs apart (``<stage>/lora/``)."""
     return run_dir / "lora" if stage == "full" else run_dir / stage / "lora"
 
 
@@ -102,14 +110,10 @@ def _items(stage: str) -> set[str]:
 
 
 def summary(result: Any, data: StageData) -> dict[str, Any]:
+    """The stage's figures for its ``stage_finished`` event."""
     return {"steps": result.steps, "total_steps": result.total_steps,
             "final_loss": result.losses[-1] if result.losses else None,
             "tokens_per_s": round(result.tokens_per_s, 1), "tokens": result.tokens,
             "seconds": round(result.seconds, 1), "peak_memory_gb": round(result.peak_memory_gb, 3),
             "placement": result.placement, "resumed_from": result.resumed_from,
             "data": data.summary()}
-
-
-def finite_mean(values: list[float]) -> float:
-    vals = [v for v in values if math.isfinite(v)]
-    return sum(vals) / len(vals) if vals else math.nan

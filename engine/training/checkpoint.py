@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from engine.runs import fsync_dir, swap_in
+
 STEP_DIR = re.compile(r"^step-(\d{6,})$")
 #: A folder being written (``.tmp-PID``) or an older copy being replaced (``.old-PID``).
 SPARE_DIR = re.compile(r"^\.step-(\d{6,})\.(tmp|old)-\d+$")
@@ -136,7 +138,7 @@ def latest(root: Path, warn: Callable[[str], None] | None = None) -> Path | None
                 if final.exists():  # keep the broken one for inspection, out of the way
                     os.replace(final, root / f".{final.name}.broken-{int(time.time())}")
                 os.replace(spare, final)
-                _fsync_dir(root)
+                fsync_dir(root)
                 say(f"checkpoint {final.name} was put back from its complete copy {spare.name}")
                 return final
     if skipped:
@@ -186,22 +188,6 @@ def _check_safetensors(path: Path) -> None:
 
 
 # -- writing ----------------------------------------------------------------------------------
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_tree(folder: Path) -> None:
-    for p in folder.rglob("*"):
-        if p.is_file():
-            with open(p, "rb") as fh:
-                os.fsync(fh.fileno())
-    _fsync_dir(folder)
-
-
 def commit(tmp: Path, final: Path, keep: int) -> Path:
     """Move a fully written temp folder into place and prune to the newest ``keep``."""
     write_manifest(tmp)
@@ -212,22 +198,6 @@ def commit(tmp: Path, final: Path, keep: int) -> Path:
     for gone in list_checkpoints(final.parent)[:-keep] if keep > 0 else []:
         shutil.rmtree(gone, ignore_errors=True)
     return final
-
-
-def swap_in(tmp: Path, final: Path) -> None:
-    """Rename a written folder over ``final``: the old one is renamed aside first and removed
-    only once the new one is in place, so some complete copy exists at every moment."""
-    _fsync_tree(tmp)
-    old = None
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(final, old)
-    os.replace(tmp, final)
-    _fsync_dir(final.parent)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def temp_dir(root: Path, step: int) -> Path:

@@ -10,14 +10,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from engine.protocol import smooth  # one definition, shared with the loss pane
+
 Result = tuple[str, str, dict[str, Any]]
-
-
-def smooth(losses: list[float], a: float) -> list[float]:
-    out: list[float] = []
-    for x in losses:
-        out.append(x if not out else a * out[-1] + (1 - a) * x)
-    return out
 
 
 def window_mean(losses: list[float], n: int, *, first: bool = False) -> float:

@@ -11,29 +11,15 @@ from __future__ import annotations
 import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-
 from typing import Any
 
+from engine.examples import IGNORE, Example
 from engine.records import Record, find_files, iter_lines, load_tools, parse_line, split_of
 from engine.render import Renderer
-
-IGNORE = -100  # label of tokens the loss ignores (the prompt)
 
 
 class DataError(ValueError):
     """The data cannot train this stage; the message says why and what to do."""
-
-
-@dataclass
-class Example:
-    input_ids: list[int]
-    labels: list[int]  # IGNORE on prompt tokens
-    bucket: str
-    id: str
-
-    @property
-    def trained_tokens(self) -> int:
-        return sum(1 for x in self.labels if x != IGNORE)
 
 
 @dataclass

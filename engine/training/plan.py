@@ -1,7 +1,8 @@
-"""What a training stage asks of a backend, what it gets back, and what both backends share.
+"""What a training stage asks of the loop (:mod:`engine.training.loop`), what it gets back,
+the seeded data order, sample verdicts, and a checkpoint's history on resume.
 
-Stdlib-only apart from the scorers: importing it never loads torch or mlx, so each backend
-(``engine.backends.torch_lora``, ``engine.backends.mlx_lora``) pulls in only its own library.
+Stdlib-only apart from the scorers: importing it never loads torch or mlx, so a run pulls in
+only the library of the backend it trains with.
 """
 
 from __future__ import annotations
@@ -67,14 +68,6 @@ class SampleJudge:
         if self._rules is None:
             self._rules = rules_for(self.cfg)
         return verdict_payload(score(record, answer, self._rules))
-
-
-def stop_tokens(tok: Any) -> list[str]:
-    """The tokenizer's end-of-turn tokens that really exist in its vocabulary."""
-    toks = [t for t in (tok.eos_token, "<|im_end|>", "<|endoftext|>", "<|eot_id|>")
-            if t and tok.convert_tokens_to_ids(t) is not None
-            and tok.convert_tokens_to_ids(t) != tok.unk_token_id]
-    return list(dict.fromkeys(toks)) or [tok.eos_token]
 
 
 def read_resume_state(ctx: Any, last: Path, settings: dict[str, Any]) -> dict[str, Any]:

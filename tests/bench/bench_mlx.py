@@ -33,10 +33,9 @@ for k in ("sample_every", "checkpoint_every", "memory_every"):
     cfg["train"][k] = 10**9
 tok = models.load_tokenizer(folder)
 data = prepare("dry_run", cfg, tok)
-if backend == "mlx":
-    from engine.backends.mlx_lora import MLXTrainer as Trainer, TrainPlan
-else:
-    from engine.backends.torch_lora import TorchTrainer as Trainer, TrainPlan
+from engine.stages.training import backend_for
+from engine.training import loop
+from engine.training.plan import TrainPlan
 tmp = Path(tempfile.mkdtemp())
 per_step = []
 def emit(event, **kw):
@@ -45,9 +44,8 @@ def emit(event, **kw):
 ctx = StageContext(cfg=cfg, emit=emit, run_dir=tmp)
 plan = TrainPlan("dry_run", grad_accum=accum, epochs=1, max_steps=steps, stop_when=None,
                  checkpoint_root=tmp / "ck", adapter_dir=tmp / "lora")
-trainer = Trainer(ctx, cfg, plan, StageData(data.examples, {}), folder, tok, [], None)
-trainer.example_at = lambda m: m % len(data.examples)
-res = trainer.run()
+res = loop.train(ctx, plan, StageData(data.examples, {}), backend_for(cfg)(folder, tok, emit),
+                 tok, [], None, order=lambda m: m % len(data.examples))
 print(json.dumps({"tokens": res.tokens, "seconds": res.seconds, "losses": res.losses,
                   "placement": res.placement, "per_step_tokens_per_s": per_step}))
 """

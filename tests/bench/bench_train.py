@@ -51,7 +51,9 @@ assert len(examples) == steps * accum, "not enough records fit the sequence leng
 OURS = COMMON + r"""
 from pathlib import Path
 import tempfile
-from engine.backends.torch_lora import TorchTrainer, TrainPlan
+from engine.stages.training import backend_for
+from engine.training import loop
+from engine.training.plan import TrainPlan
 from engine.stages.base import StageContext
 from engine.training.data import StageData
 cfg["train"]["sample_every"] = 10**9
@@ -62,10 +64,9 @@ ctx = StageContext(cfg=cfg, emit=lambda *a, **k: None, run_dir=tmp)
 plan = TrainPlan("dry_run", grad_accum=accum, epochs=1, max_steps=steps, stop_when=None,
                  checkpoint_root=tmp / "ck", adapter_dir=tmp / "lora")
 sd = StageData(examples, {})
-trainer = TorchTrainer(ctx, cfg, plan, sd, folder, tok, [], None)
-trainer.example_at = lambda m: m  # the same sequential order as the baseline
-res = trainer.run()
-from engine.training.packing import pack_window
+res = loop.train(ctx, plan, sd, backend_for(cfg)(folder, tok, ctx.emit), tok, [], None,
+                 order=lambda m: m)  # the same sequential order as the baseline
+from engine.backends.packing import pack_window
 run_through = logits = 0
 for w in range(0, len(examples), accum):
     for p in pack_window(examples[w:w + accum], cfg["train"]["pack_tokens"],

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -54,7 +55,8 @@ def checks(run: Path) -> dict[str, str]:
 
 
 def test_dry_run_learns_and_writes_checkpoints(outputs: Path, tiny: Path) -> None:
-    proc = web4tui("run", "dry_run", "--run", "learn", sets=base_sets(tiny))
+    proc = web4tui("run", "dry_run", "--run", "learn",
+                   sets=base_sets(tiny, **{"train.sample_every": 6}))
     run = outputs / "learn"
     losses = [e.get("values")["loss"] for e in events(run) if e.type == "metric"]
     assert len(losses) == 12
@@ -76,6 +78,13 @@ def test_dry_run_learns_and_writes_checkpoints(outputs: Path, tiny: Path) -> Non
     assert json.loads((run / "dry_run" / "lora" / "tool_format.json").read_text())["format"] == "json"
     types = {e.type for e in events(run)}
     assert {"metric", "memory", "sample", "artifact", "progress"} <= types
+    # Step 12 is both a sample step and the last: its samples are generated once.
+    at = Counter(e.get("step") for e in events(run) if e.type == "sample")
+    assert set(at) == {6, 12} and at[6] == at[12] > 0, at
+    # The stage reports its figures when it finishes.
+    done = next(e for e in events(run) if e.type == "stage_finished").get("summary")
+    assert done["steps"] == 12 and done["checks"]
+    assert done["final_loss"] == pytest.approx(losses[-1], abs=1e-4)
 
 
 def test_dry_run_passes_when_the_target_is_reached(outputs: Path, tiny: Path) -> None:
@@ -115,19 +124,35 @@ def test_a_nan_loss_stops_at_its_step_and_keeps_the_last_good_checkpoint(
     assert not (run / "dry_run" / "lora").exists()  # no adapter from a broken run
 
 
-def test_sigkill_and_resume_ends_with_the_same_adapter(outputs: Path, tiny: Path) -> None:
-    from safetensors.torch import load_file
+def _has_mlx() -> bool:
+    import importlib.util
+    return all(importlib.util.find_spec(m) is not None for m in ("mlx", "mlx_lm"))
 
-    sets = base_sets(tiny, **{"dry_run.max_steps": 16, "train.checkpoint_every": 4,
-                              "dry_run.grad_accum": 2})  # two packed records per step
+
+# The same loop resumes for both backends; MLX runs on the CPU here, so fewer steps.
+RESUME_CASES = [
+    pytest.param({"train.backend": "torch", "dry_run.max_steps": 16}, 16, 4, id="torch"),
+    pytest.param({"train.backend": "mlx", "dry_run.max_steps": 8}, 8, 2, id="mlx",
+                 marks=pytest.mark.skipif(not _has_mlx(), reason="mlx / mlx-lm not installed")),
+]
+
+
+@pytest.mark.parametrize(("extra", "steps", "every"), RESUME_CASES)
+def test_sigkill_and_resume_ends_with_the_same_adapter(outputs: Path, tiny: Path,
+                                                       extra: dict, steps: int,
+                                                       every: int) -> None:
+    from safetensors.numpy import load_file
+
+    sets = base_sets(tiny, **{**extra, "train.checkpoint_every": every,
+                              "dry_run.grad_accum": 2})  # two (packed) records per step
     ref = web4tui("run", "dry_run", "--run", "straight", sets=sets)
-    assert "finished" in ref.stdout
+    assert "finished" in ref.stdout, ref.stdout + ref.stderr
     start = web4tui("run", "dry_run", "--run", "killed", "--detach", sets=sets)
     assert start.returncode == 0, start.stderr
     run = outputs / "killed"
     pid = int((run / "engine.pid").read_text().split()[0])
     deadline = time.monotonic() + 300
-    while not (run / "checkpoints" / "dry_run" / "step-000008").exists():
+    while not (run / "checkpoints" / "dry_run" / f"step-{2 * every:06d}").exists():
         assert time.monotonic() < deadline, "no checkpoint appeared"
         time.sleep(0.05)
     os.kill(pid, signal.SIGKILL)
@@ -138,18 +163,19 @@ def test_sigkill_and_resume_ends_with_the_same_adapter(outputs: Path, tiny: Path
         except ProcessLookupError:
             break
     killed_at = max(e.get("step") for e in events(run) if e.type == "metric")
-    assert killed_at < 16
+    assert killed_at < steps
     resumed = web4tui("run", "dry_run", "--run", "killed", "--resume", sets=sets)
     assert "resumed dry_run from step-" in resumed.stdout, resumed.stdout
     a = load_file(str(outputs / "straight" / "dry_run" / "lora" / "adapter_model.safetensors"))
     b = load_file(str(run / "dry_run" / "lora" / "adapter_model.safetensors"))
-    assert a.keys() == b.keys()
+    assert a.keys() == b.keys() and a
     for k in a:
-        assert (a[k] - b[k]).abs().max() < 1e-5, k
+        assert abs(a[k] - b[k]).max() < 1e-5, k
     # The loss history continues where the checkpoint left it.
-    state = json.loads((run / "checkpoints" / "dry_run" / "step-000016" / "trainer_state.json")
+    last = f"step-{steps:06d}"
+    state = json.loads((run / "checkpoints" / "dry_run" / last / "trainer_state.json")
                        .read_text())
-    ref_state = json.loads((outputs / "straight" / "checkpoints" / "dry_run" / "step-000016"
+    ref_state = json.loads((outputs / "straight" / "checkpoints" / "dry_run" / last
                             / "trainer_state.json").read_text())
     assert state["losses"] == pytest.approx(ref_state["losses"], abs=1e-5)
 

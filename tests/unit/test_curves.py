@@ -48,3 +48,13 @@ def test_smoothing_and_non_finite() -> None:
     assert curves.smooth([1.0, 0.0], 0.5) == [1.0, 0.5]
     assert curves.first_non_finite([1.0, float("nan"), 2.0]) == 1
     assert curves.first_non_finite([1.0, 2.0]) is None
+
+
+def test_the_loss_pane_draws_the_curve_the_checks_smooth() -> None:
+    from web4tui.run_state import LossHistory
+
+    losses = [3.0, 2.5, 2.7, 1.9, 2.2, 1.4, 1.6]
+    pane = LossHistory(cap=100, span=19)  # a = 1 - 2 / 20 = 0.9, train.smoothing's default
+    for step, x in enumerate(losses, 1):
+        pane.add(step, x)
+    assert pane.smooth == curves.smooth(losses, 0.9)

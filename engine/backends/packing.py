@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from engine.training.data import IGNORE, Example
+from engine.examples import IGNORE, Example
 
 __all__ = ["Packed", "pack_window"]
 
