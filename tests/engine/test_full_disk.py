@@ -39,7 +39,7 @@ def full_disk(folder):
 ckpt.write_manifest = full_disk
 run, _cfg, lock = launch.prepare("full", None, sys.argv[1:], ["dry_run"])
 lock.release()
-sys.exit(work(run.root, ["dry_run"], detach_output=False))
+sys.exit(work(run.root, ["dry_run"], detach_output=False, keep_going=True))
 """
 
 

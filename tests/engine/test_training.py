@@ -146,7 +146,7 @@ def test_sigkill_and_resume_ends_with_the_same_adapter(outputs: Path, tiny: Path
     sets = base_sets(tiny, **{**extra, "train.checkpoint_every": every,
                               "dry_run.grad_accum": 2})  # two (packed) records per step
     ref = web4tui("run", "dry_run", "--run", "straight", sets=sets)
-    assert "finished" in ref.stdout, ref.stdout + ref.stderr
+    assert "wrote adapter" in ref.stdout, ref.stdout + ref.stderr
     start = web4tui("run", "dry_run", "--run", "killed", "--detach", sets=sets)
     assert start.returncode == 0, start.stderr
     run = outputs / "killed"

@@ -63,7 +63,7 @@ def test_a_tool_record_trains_on_qwens_own_tool_calls_rendering(real_tokenizer) 
 
 def test_a_short_dry_run_learns_and_its_samples_are_read_by_the_codec(
         real_folder: Path, tmp_path: Path) -> None:
-    proc = web4tui("run", "dry_run", "--run", "qwen-dry",
+    proc = web4tui("run", "dry_run", "--run", "qwen-dry", "--keep-going",
                    "--set", f"model.id={json.dumps(str(real_folder))}",
                    "--set", "dry_run.samples=3", "--set", "dry_run.max_steps=6",
                    "--set", "dry_run.loss_window=2", "--set", "train.sample_every=6",
