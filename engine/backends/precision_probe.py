@@ -58,6 +58,7 @@ def cpu_flags() -> tuple[str, set[str]] | None:
         try:
             out = subprocess.run(["sysctl", "-n", "hw.optional.arm.FEAT_BF16",
                                   "machdep.cpu.brand_string"], capture_output=True, text=True,
+                                 check=False,
                                  timeout=5).stdout.split("\n")
         except (OSError, subprocess.SubprocessError):
             return None

@@ -104,6 +104,6 @@ def test_a_killed_gguf_evaluation_reuses_every_answer_written(tmp_path: Path) ->
     whole = _evaluate("--gguf", gguf, "--out", str(tmp_path / "whole"), *small,
                       outputs=tmp_path / "o")
     whole.communicate(timeout=600)
-    rows = lambda d: [(r["id"], r["answer"]) for r in map(  # noqa: E731
+    rows = lambda d: [(r["id"], r["answer"]) for r in map(
         json.loads, (d / "records.jsonl").read_text().splitlines())]
     assert rows(out) == rows(tmp_path / "whole")
