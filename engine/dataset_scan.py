@@ -33,6 +33,10 @@ from engine.records import (
 from engine.render import Renderer
 
 BATCH_RECORDS = 2048
+#: Distinct answers whose token counts are remembered (refusals, tool calls and short
+#: answers repeat across a dataset; each is encoded once). Bounded so memory stays flat.
+ANSWER_CACHE = 50_000
+ANSWER_CACHE_CHARS = 4096  # longer answers rarely repeat: not worth keeping
 
 
 @dataclass
@@ -175,6 +179,10 @@ class _Scanner:
         self.verified = False
         self.by_parts = False
         self.frame_counts: dict[tuple[str, ...], tuple[int, ...]] = {}
+        # frame token counts of records showing the global tool listing (or none), by
+        # shows_tools: most records, and the frame's key would cost a JSON dump per record
+        self.shared_frames: dict[bool, tuple[int, int, int, int]] = {}
+        self.answer_counts: dict[tuple[str, str], int] = {}  # (expect, output) -> tokens
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize")
         self.pending: tuple[list[Record], Future[tuple[list[int], list[int]]]] | None = None
 
@@ -310,7 +318,7 @@ class _Scanner:
         :meth:`_parts_match`, else every record is encoded whole.
         """
         users = self._lengths([r.user_text for r in batch])
-        outs = self._lengths([self.renderer.answer(r)[0] for r in batch])  # type: ignore[union-attr]
+        outs = self._answer_lengths(batch)
         prompt_n, compl_n = [], []
         for rec, u, o in zip(batch, users, outs):
             a, b, c, d = self._frame_counts(rec)
@@ -318,7 +326,33 @@ class _Scanner:
             compl_n.append(c + o + d)
         return prompt_n, compl_n
 
+    def _answer_lengths(self, batch: list[Record]) -> list[int]:
+        """Tokens of each record's answer; an answer seen before (same output, same rules)
+        is neither rendered nor encoded again."""
+        cache = self.answer_counts
+        keys = [(r.expect, r.output) for r in batch]
+        todo: dict[tuple[str, str], str] = {}
+        for rec, key in zip(batch, keys):
+            if key not in cache and key not in todo:
+                todo[key] = self.renderer.answer(rec)[0]  # type: ignore[union-attr]
+        counts = dict(zip(todo, self._lengths(list(todo.values()))))
+        out = [cache[k] if k in cache else counts[k] for k in keys]
+        if len(cache) > ANSWER_CACHE:
+            cache.clear()
+        cache.update((k, n) for k, n in counts.items() if len(k[1]) <= ANSWER_CACHE_CHARS)
+        return out
+
     def _frame_counts(self, rec: Record) -> tuple[int, int, int, int]:
+        own = rec.extra.get("tools")
+        shared = not (isinstance(own, list) and own)  # the renderer's global listing, or none
+        if shared and rec.shows_tools in self.shared_frames:
+            return self.shared_frames[rec.shows_tools]
+        counts = self._frame_counts_of(rec)
+        if shared:
+            self.shared_frames[rec.shows_tools] = counts
+        return counts
+
+    def _frame_counts_of(self, rec: Record) -> tuple[int, int, int, int]:
         frame = self.renderer.frame(rec)  # type: ignore[union-attr]
         counts = self.frame_counts.get(frame)
         if counts is None:

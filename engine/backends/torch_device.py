@@ -1,7 +1,8 @@
 """Device and precision for torch: mps > cuda > cpu, and the fastest safe number format.
 
-bf16 where the hardware does it natively (CUDA with bf16, recent MPS, CPUs with AVX-512 BF16
-or AMX); fp16 with loss scaling on MPS without bf16; fp32 otherwise — on a CPU without bf16
+bf16 where the hardware does it natively and it is really faster (see
+:mod:`engine.backends.precision_probe`: CPU flags, then a timed matmul cached per machine);
+fp16 with loss scaling on CUDA/MPS without bf16; fp32 otherwise — on a CPU without bf16
 instructions, bf16 is emulated and slower than fp32.
 """
 
@@ -28,41 +29,14 @@ class Placement:
         return {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}[self.dtype]
 
 
-def cpu_has_fast_bf16() -> bool:
-    cap = ""
-    try:
-        cap = torch.backends.cpu.get_cpu_capability()
-    except Exception:
-        pass
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    for name in checks:
-        fn = getattr(torch._C._cpu, name, None)  # type: ignore[attr-defined]
-        if fn is not None:
-            try:
-                if fn():
-                    return True
-            except Exception:
-                pass
-    return "AMX" in cap.upper()
-
-
 def place(cfg: dict[str, Any]) -> Placement:
+    from engine.backends import precision_probe as probe
+
     device = pick_device(cfg["train"]["device"])
     want = cfg["train"]["precision"]
-    if device == "cuda":
-        bf16 = torch.cuda.is_bf16_supported()
-        auto = (torch.bfloat16, "CUDA with bf16") if bf16 else (torch.float16, "CUDA without bf16")
-    elif device == "mps":
-        bf16 = hasattr(torch.backends.mps, "is_macos_or_newer") and \
-            torch.backends.mps.is_macos_or_newer(14, 0)
-        auto = (torch.bfloat16, "MPS on macOS 14+") if bf16 else (torch.float16,
-                                                                   "MPS without bf16")
-    else:
-        fast = cpu_has_fast_bf16()
-        auto = (torch.bfloat16, "CPU with native bf16") if fast else (
-            torch.float32, "CPU without native bf16 (it would be emulated)")
     if want == "auto":
-        dtype, why = auto
+        name, why = probe.choose(device, cfg)
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[name]
     else:
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[want]
         why = "set in the config"

@@ -6,13 +6,18 @@
 
 ``--server`` asks an OpenAI chat API server instead, as the deployed model's clients ask it
 (messages and the run's tools): a URL of a running one, or ``auto`` to start llama-server on
-the GGUF (``--gguf``, else the run's exported one). Answers are written to ``answers.jsonl`` in
-the results folder as they arrive.
+the GGUF (``--gguf``, else the run's exported one).
 
 PATHS default to the config's ``data.eval``. With ``--run`` the run's own config is the base
 (``--config``/``--set`` still apply) and results go to ``outputs/<run>/eval/``; otherwise to
 ``outputs/evaluations/<source>-<time>/`` unless ``--out`` says where. Every evaluation is
 appended to ``outputs/eval_history.csv``.
+
+Every model's answers are appended to ``answers.jsonl`` in the results folder as they arrive;
+an interrupted evaluation run again (same folder, or the source's unfinished one under
+``outputs/evaluations/``) reuses them when the source, settings and records are the same, and
+starts over — saying why — when not. Progress goes to stderr: a live line on a terminal, a
+plain line every ``eval.progress_every_s`` seconds otherwise.
 
 Exit codes: 0 every target met, 1 a target missed, 2 bad input (files, ids, options).
 """
@@ -35,8 +40,8 @@ from engine.models import ModelError
 GLYPH = {"pass": "✓", "fail": "✗", "warn": "!", "skip": "-"}
 
 
-def _server_source(url: str, cfg: dict[str, Any], gguf: str | None, run_dir: Path | None,
-                   stream_to: Path) -> sources.Source:
+def _server_source(url: str, cfg: dict[str, Any], gguf: str | None, run_dir: Path | None
+                   ) -> sources.Source:
     """--server: the tokenizer (for the training rendering and the tool format) comes from
     the GGUF when one is served, else from the run's merged model or the config's model."""
     from engine import models
@@ -55,9 +60,8 @@ def _server_source(url: str, cfg: dict[str, Any], gguf: str | None, run_dir: Pat
                                                        cfg["model"]["cache_dir"]))
     except gguf_meta.GGUFError as exc:
         raise sources.SourceError(str(exc)) from None
-    stream_to.parent.mkdir(parents=True, exist_ok=True)
-    stream_to.unlink(missing_ok=True)
-    return sources.ServerSource(url, cfg, tok, gguf=gguf, stream_to=stream_to)
+    # answers reach answers.jsonl through the evaluation's kept answers, like every source's
+    return sources.ServerSource(url, cfg, tok, gguf=gguf)
 
 
 def open_source(kind: str, value: str, cfg: dict[str, Any]) -> sources.Source:
@@ -119,14 +123,17 @@ def evaluate_main(paths: list[str], *, source: tuple[str, str] | None, run: str 
         out_dir = run_dir / "eval" / source[0] if own_source else run_dir / "eval"
     else:
         label = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{source[0]}-{Path(source[1]).stem}")[:48]
-        out_dir = outputs / "evaluations" / f"{label}-{time.strftime('%Y%m%d-%H%M%S')}"
+        out_dir = _unfinished(outputs / "evaluations", label) or \
+            outputs / "evaluations" / f"{label}-{time.strftime('%Y%m%d-%H%M%S')}"
 
     answer_fn = None
     try:
-        answer_fn = (_server_source(server, cfg, gguf, run_dir, out_dir / "answers.jsonl")
+        answer_fn = (_server_source(server, cfg, gguf, run_dir)
                      if server is not None else open_source(*source, cfg))
-        answer_fn.progress = _progress_printer()
-        result = core.evaluate(records, answer_fn, cfg, source=answer_fn.label)
+        answer_fn.progress = _progress_printer(cfg["eval"]["progress_every_s"])
+        keep = None if source[0] == "predictions" else out_dir
+        result = core.evaluate(records, answer_fn, cfg, source=answer_fn.label, keep=keep,
+                               note=lambda text: print(text, file=sys.stderr, flush=True))
     except (sources.SourceError, LintError, ModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -175,17 +182,33 @@ def _layer(base: dict[str, Any], config_file: str | None, sets: list[str]) -> di
     return cfg
 
 
-def _progress_printer() -> Any:
+def _unfinished(folder: Path, label: str) -> Path | None:
+    """The newest results folder of this source that has answers but no report yet: an
+    evaluation that was interrupted, which this one resumes (its answers' key decides)."""
+    found = sorted(folder.glob(f"{label}-*/answers.jsonl")) if folder.is_dir() else []
+    for answers in reversed(found):
+        if not (answers.parent / "summary.json").exists():
+            return answers.parent
+    return None
+
+
+def _progress_printer(every_s: float) -> Any:
+    """A rewritten line on a terminal; else (a log, a pipe) a plain line at most every
+    ``every_s`` seconds, and the last one."""
     tty = sys.stderr.isatty()
-    last = [0.0]
+    gap = 0.5 if tty else every_s
+    last = [time.monotonic() if not tty else 0.0]
 
     def show(done: int, total: int, eta: float | None) -> None:
         now = time.monotonic()
-        if not tty or (now - last[0] < 0.5 and done < total):
+        if now - last[0] < gap and done < total:
             return
         last[0] = now
         eta_txt = f", ETA {eta:.0f}s" if eta is not None else ""
-        end = "\n" if done >= total else ""
-        print(f"\ranswering: {done}/{total} records{eta_txt}   ", end=end, file=sys.stderr,
-              flush=True)
+        if tty:
+            end = "\n" if done >= total else ""
+            print(f"\ranswering: {done}/{total} records{eta_txt}   ", end=end,
+                  file=sys.stderr, flush=True)
+        else:
+            print(f"answering: {done}/{total} records{eta_txt}", file=sys.stderr, flush=True)
     return show

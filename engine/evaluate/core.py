@@ -152,15 +152,54 @@ def score_answers(records: Sequence[Record], answers: Sequence[str], cfg: dict[s
 
 
 def evaluate(records: Sequence[Record], answer_fn: AnswerFn, cfg: dict[str, Any], *,
-             rules: Rules | None = None, source: str = "") -> EvalResult:
+             rules: Rules | None = None, source: str = "", keep: Path | None = None,
+             note: Callable[[str], None] | None = None) -> EvalResult:
     """Ask ``answer_fn`` for every record's answer, then score them (tool calls in the
-    format of the template the source rendered its prompts with)."""
-    answers = answer_fn(records)
-    prompts = getattr(answer_fn, "last_prompts", None)
+    format of the template the source rendered its prompts with).
+
+    ``keep``: a results folder; each answer is appended to its answers file as it arrives,
+    and answers already there from an interrupted run of the same evaluation are reused
+    (:mod:`engine.evaluate.kept`); ``note`` hears what was reused or why it was not.
+    """
+    if keep is None or not hasattr(answer_fn, "on_answer"):
+        answers = answer_fn(records)
+        prompts = getattr(answer_fn, "last_prompts", None)
+    else:
+        answers, prompts = _answer_kept(records, answer_fn, cfg, keep, note)
     if rules is None:
         renderer = getattr(answer_fn, "renderer", None)
         rules = rules_for(cfg, call_format=renderer.call_format if renderer else None)
     return score_answers(records, answers, cfg, rules=rules, prompts=prompts, source=source)
+
+
+def _answer_kept(records: Sequence[Record], source: Any, cfg: dict[str, Any], folder: Path,
+                 note: Callable[[str], None] | None) -> tuple[list[str], list[str] | None]:
+    from engine.evaluate.kept import KeptAnswers, key_for
+
+    kept = KeptAnswers(folder, key_for(records, source.label, cfg))
+    have, said = kept.open(records)
+    if said and note is not None:
+        note(said)
+    todo = [i for i in range(len(records)) if i not in have]
+    progress = source.progress
+    if progress is not None and have:  # count the kept answers as done, time only the rest
+        source.progress = lambda done, total, eta: progress(done + len(have),
+                                                            total + len(have), eta)
+    source.on_answer = lambda j, text: kept.add(todo[j], records[todo[j]].id, text)
+    try:
+        new = source([records[i] for i in todo]) if todo else []
+    finally:
+        kept.close()
+        source.on_answer, source.progress = None, progress
+    answers = dict(have)
+    answers.update(zip(todo, new))
+    renderer = getattr(source, "renderer", None)
+    if have and renderer is not None:  # the prompts of reused answers, rendered as they were
+        prompts: list[str] | None = [renderer.render(r).prompt for r in records]
+    else:
+        prompts = getattr(source, "last_prompts", None) if not have else None
+    # a stopped source leaves the rest unanswered; the stage is cancelled, never scored
+    return [answers.get(i, "") for i in range(len(records))], prompts
 
 
 def metrics(rows: Sequence[Row]) -> dict[str, float | int]:

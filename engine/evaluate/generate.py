@@ -40,7 +40,8 @@ def generate_ids(model: Any, prompts: Sequence[Sequence[int]], *, max_new_tokens
                  stop_ids: Sequence[int], pad_id: int, batch_size: int = 16,
                  progress: Progress | None = None, min_shared: int = 16,
                  groups: Sequence[Hashable] | None = None,
-                 should_stop: Callable[[], bool] = lambda: False) -> list[list[int]]:
+                 should_stop: Callable[[], bool] = lambda: False,
+                 on_done: Callable[[int, list[int]], None] | None = None) -> list[list[int]]:
     """Greedy continuations (without the stop token) of every prompt, in the input order.
 
     ``groups``: a key per prompt (the template frame); inside a batch each group is prefilled
@@ -60,6 +61,8 @@ def generate_ids(model: Any, prompts: Sequence[Sequence[int]], *, max_new_tokens
                       max_new_tokens, set(stop_ids), pad_id, torch, min_shared or 10**9)
         for i, out in zip(chunk, outs):
             results[i] = out
+            if on_done is not None:  # the caller keeps each answer as soon as it exists
+                on_done(i, out)
         done += len(chunk)
         if progress is not None:
             elapsed = time.monotonic() - started
@@ -205,13 +208,17 @@ def _cache_argument(model: Any) -> str:
 def generate_text(model: Any, tokenizer: Any, prompts: Sequence[str], *, max_new_tokens: int,
                   batch_size: int = 16, progress: Progress | None = None,
                   groups: Sequence[Hashable] | None = None,
-                  should_stop: Callable[[], bool] = lambda: False) -> list[str]:
-    """Answers to rendered prompts (decoded, special tokens dropped)."""
+                  should_stop: Callable[[], bool] = lambda: False,
+                  on_answer: Callable[[int, str], None] | None = None) -> list[str]:
+    """Answers to rendered prompts (decoded, special tokens dropped); ``on_answer(i, text)``
+    hears each one as its batch finishes."""
     stop = stop_token_ids(tokenizer, model)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop[0]
+    done = None if on_answer is None else (
+        lambda i, out: on_answer(i, tokenizer.decode(out, skip_special_tokens=True)))
     ids = generate_ids(model, encode_prompts(tokenizer, prompts), max_new_tokens=max_new_tokens,
                        stop_ids=stop, pad_id=pad, batch_size=batch_size, progress=progress,
-                       groups=groups, should_stop=should_stop)
+                       groups=groups, should_stop=should_stop, on_done=done)
     return [tokenizer.decode(x, skip_special_tokens=True) for x in ids]
 
 

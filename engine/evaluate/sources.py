@@ -53,12 +53,18 @@ class Source:
         self.last_prompts: list[str] | None = None
         self.progress: Progress | None = None
         self.should_stop: Callable[[], bool] = lambda: False
+        # on_answer(place in the records, answer) as each answer exists: kept on disk
+        self.on_answer: Callable[[int, str], None] | None = None
 
     def __call__(self, records: Sequence[Record]) -> list[str]:  # pragma: no cover
         raise NotImplementedError
 
     def close(self) -> None:
         """Release what the source holds (a server it started); a no-op for most."""
+
+    def _answered(self, i: int, text: str) -> None:
+        if self.on_answer is not None:
+            self.on_answer(i, text)
 
     def _tick(self, done: int, total: int, started: float) -> None:
         import time
@@ -94,6 +100,7 @@ class ModelSource(Source):
                                  max_new_tokens=self.cfg["eval"]["max_new_tokens"],
                                  batch_size=self.cfg["eval"]["batch_size"],
                                  progress=self.progress, should_stop=self.should_stop,
+                                 on_answer=self.on_answer,
                                  groups=[self.renderer.frame(r) if self.renderer.fast
                                          else r.shows_tools for r in records])
         finally:
@@ -199,6 +206,7 @@ class GGUFSource(Source):
                     break
                 out.append(token)
             answers[i] = self.tok.decode(out, skip_special_tokens=True)
+            self._answered(i, answers[i])
             self._tick(done, len(prompts), started)
         # After a stop the stage is cancelled right away; unanswered records are never scored.
         return [answers.get(i, "") for i in range(len(prompts))]
@@ -249,6 +257,7 @@ class OllamaSource(Source):
                                   "`ollama serve` running and the model created?") from exc
             text = resp["response"] if isinstance(resp, dict) else resp.response
             answers.append(text)
+            self._answered(i, text)
             self._tick(i + 1, len(prompts), started)
         return answers
 
@@ -351,6 +360,7 @@ class ServerSource(Source):
                     raise SourceError(f"{self.url} did not answer record {rec.id} ({exc}); is "
                                       "the server running with the model loaded?") from None
                 answers.append(self.answer_text(message))
+                self._answered(i, answers[-1])
                 if out is not None:
                     out.write(json.dumps({"id": rec.id, "answer": answers[-1]},
                                          ensure_ascii=False) + "\n")
@@ -396,6 +406,7 @@ class MLXSource(Source):
             answers.append(generate(self.model, self.tok, prompt=ids,
                                     max_tokens=self.cfg["eval"]["max_new_tokens"],
                                     sampler=make_sampler(temp=0.0)))
+            self._answered(i, answers[-1])
             self._tick(i + 1, len(prompts), started)
         return answers
 

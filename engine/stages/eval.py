@@ -1,7 +1,7 @@
 """Stage 5 — evaluation: the run's adapter answers every held-out record; each is scored.
 
-Answers come from ``outputs/<run>/lora`` (batched greedy decoding with progress and ETA);
-results go to ``outputs/<run>/eval/`` and a row to ``outputs/eval_history.csv``; every stage-5
+Answers come from ``outputs/<run>/lora`` (batched greedy decoding with progress and ETA),
+each kept in ``eval/answers.jsonl`` as it arrives so a stopped stage resumes; results go to ``outputs/<run>/eval/`` and a row to ``outputs/eval_history.csv``; every stage-5
 item gets a ``check``. Without an adapter the items are skipped with the reason.
 """
 
@@ -37,7 +37,10 @@ def run(ctx: StageContext) -> str:
         "progress", done=done, total=total, unit="records",
         eta_s=None if eta is None else round(eta, 1))
     answer_fn.should_stop = ctx.stop_requested
-    result = core.evaluate(records, answer_fn, cfg, source=answer_fn.label)
+    # answers are kept in eval/ as they arrive: a stopped or killed stage resumes from them
+    result = core.evaluate(records, answer_fn, cfg, source=answer_fn.label,
+                           keep=run_dir / "eval",
+                           note=lambda text: ctx.emit("log", level="info", message=text))
     ctx.raise_if_stopped()
 
     written = report.write_all(result, run_dir / "eval", cfg, run=run_dir.name,

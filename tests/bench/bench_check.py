@@ -1,6 +1,6 @@
 """Stage 1 speed and memory on a large generated dataset, against the naive loop.
 
-    python tests/bench/bench_check.py [--records 40000] [--data DIR]
+    python tests/bench/bench_check.py [--records 40000] [--data DIR] [--profile]
 
 Prints, measured side by side in this one run (each in a fresh process):
   - the naive loop: json.loads + tokenizer.encode of the rendered prompt and completion,
@@ -8,7 +8,11 @@ Prints, measured side by side in this one run (each in a fresh process):
   - web4tui's stage 1 (check_data: validation, duplicates, token statistics, round-trip,
     samples) on the same files;
   - their ratio, and stage 1's peak memory on a quarter of the data and on all of it
-    (streaming: the peak should not grow with the dataset beyond the statistics kept).
+    (streaming: the peak should not grow with the dataset beyond the statistics kept);
+  - the CPU seconds each used per wall second (above 1: more than one core working), the CPU
+    and the load average (the machine may be shared);
+  - with ``--profile``: where stage 1's time goes (the reading thread's functions; the time it
+    waits on the tokenizing thread shows as ``acquire``), and the tokenizer alone.
 """
 
 from __future__ import annotations
@@ -47,33 +51,63 @@ print(json.dumps({"seconds": dt, "records": records, "tokens": tokens, "peak_mb"
 """
 
 OURS = r"""
-import json, resource, sys, time
+import json, os, resource, sys, time
 from engine import config
 from engine.stages import sanity
 from engine.stages.base import StageContext
 cfg = config.load(None, [])
 ctx = StageContext(cfg=cfg, emit=lambda *a, **k: None)
-t0 = time.perf_counter()
-report = sanity.check_data(sys.argv[1:], cfg, ctx)
-dt = time.perf_counter() - t0
+profile = sys.argv[1] == "--profile"
+files = sys.argv[2:] if profile else sys.argv[1:]
+if profile:
+    import cProfile
+    prof = cProfile.Profile()
+    prof.enable()
+t0, c0 = time.perf_counter(), os.times()
+report = sanity.check_data(files, cfg, ctx)
+dt, c1 = time.perf_counter() - t0, os.times()
+if profile:
+    import io, pstats
+    prof.disable()
+    buf = io.StringIO()
+    pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(14)
+    print(buf.getvalue(), file=sys.stderr)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 train = report.train_tokens().summary()
 print(json.dumps({"seconds": dt, "records": train["records"], "tokens": train["total"],
+                  "cpu_s": c1.user - c0.user + c1.system - c0.system,
                   "peak_mb": peak, "problems": len(report.problems),
                   "frame_counted_once": report.template.get("frame_counted_once")}))
 """
 
 
-def child(code: str, *args: str) -> dict:
+def child(code: str, *args: str, show_stderr: bool = False) -> dict:
     out = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True,
                          text=True, check=True)
+    if show_stderr:
+        print(out.stderr)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _cpu_and_load() -> str:
+    import os
+    import platform
+    name = platform.processor() or platform.machine()
+    try:
+        name = next(line.split(":", 1)[1].strip() for line in
+                    Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{name}, {os.cpu_count()} cores, load average " + " ".join(
+        f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=40000)
     ap.add_argument("--data", default=str(ROOT / "bench-data" / "large"))
+    ap.add_argument("--profile", action="store_true", help="also profile stage 1 (slower)")
     args = ap.parse_args()
     data = Path(args.data)
     stamp = data / f".records-{args.records}"
@@ -96,21 +130,28 @@ def main() -> int:
             (quarter / Path(f).name).write_text("".join(lines[: len(lines) // 4]),
                                                 encoding="utf-8")
 
+    print(f"before: {_cpu_and_load()}", flush=True)
     naive = child(NAIVE, str(data / "train"))
     ours = child(OURS, *files)
     small = child(OURS, str(quarter))
+    print(f"after:  {_cpu_and_load()}", flush=True)
 
     print(f"\ndataset: {ours['records']:,} records, {ours['tokens'] / 1e6:.1f}M tokens, "
           f"{size_mb:.0f} MB")
     print(f"naive loop (json.loads + tokenizer.encode per record): {naive['seconds']:6.1f} s  "
           f"({naive['tokens'] / naive['seconds'] / 1e3:,.0f}k tokens/s)")
     print(f"web4tui check (all of stage 1):                        {ours['seconds']:6.1f} s  "
-          f"({ours['tokens'] / ours['seconds'] / 1e3:,.0f}k tokens/s)")
+          f"({ours['tokens'] / ours['seconds'] / 1e3:,.0f}k tokens/s, "
+          f"{ours['cpu_s'] / ours['seconds']:.2f} CPU s per s)")
     print(f"speed-up: {naive['seconds'] / ours['seconds']:.2f}x   (target: >= 2x, <= 30 s)")
     print(f"token counts agree: {naive['tokens'] == ours['tokens']} "
           f"({naive['tokens']:,} vs {ours['tokens']:,})")
     print(f"peak memory: {small['peak_mb']:.0f} MB on {small['records']:,} records, "
           f"{ours['peak_mb']:.0f} MB on {ours['records']:,} records")
+    if args.profile:
+        print("\nprofile of stage 1 (the reading thread; tokenizing runs on its worker):")
+        prof = child(OURS, "--profile", *files, show_stderr=True)
+        print(f"profiled run: {prof['seconds']:.1f} s wall, {prof['cpu_s']:.1f} CPU s")
     return 0
 
 
