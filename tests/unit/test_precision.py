@@ -10,10 +10,10 @@ import torch
 
 from engine import config
 from engine.backends import precision_probe as probe
+from engine.backends.packing import pack_window
 from engine.backends.torch_device import place
 from engine.backends.torch_lora import completion_loss, load_model
 from engine.training.data import IGNORE, Example
-from engine.training.packing import pack_window
 from tests.support.tiny_model import make_tiny_model
 
 
