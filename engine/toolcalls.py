@@ -78,15 +78,20 @@ def _read_text(text: str) -> list[ToolCall]:
     if not stripped:
         raise ToolCallError("empty text")
     if _OPEN in stripped:
-        blocks = _BLOCK.findall(stripped)
-        outside = _BLOCK.sub("", stripped).strip()
-        if not blocks or _OPEN in outside:
-            raise ToolCallError("a <tool_call> tag without its closing </tool_call>")
-        if outside:
-            raise ToolCallError(f"text around the <tool_call> blocks: {_clip(outside)!r}")
-        return [c for b in blocks for c in _read_object(_decode(b.strip()))]
+        return [c for body in _tagged_bodies(stripped) for c in _read_object(_decode(body))]
     fenced = _FENCE.match(stripped)
     return read_calls(_decode(fenced.group(1).strip() if fenced else stripped))
+
+
+def _tagged_bodies(text: str) -> list[str]:
+    """The inside of every ``<tool_call>`` block, when the text is nothing but such blocks."""
+    bodies = [b.strip() for b in _BLOCK.findall(text)]
+    outside = _BLOCK.sub("", text).strip()
+    if not bodies or _OPEN in outside:
+        raise ToolCallError("a <tool_call> tag without its closing </tool_call>")
+    if outside:
+        raise ToolCallError(f"text around the <tool_call> block: {_clip(outside)!r}")
+    return bodies
 
 
 def _read_object(obj: Any) -> list[ToolCall]:
@@ -132,12 +137,12 @@ def parse_answer(answer: str, fmt: str, allow_fence: bool = False
     text = answer.strip()
     if not text:
         return None, "empty answer"
-    if fmt == "qwen":
-        return _parse_qwen(text, allow_fence)
+    if fmt == "qwen":  # a fence is never this format, whatever eval.tool_allow_fence says
+        return _parse_qwen(text)
     return _parse_json(text, allow_fence)
 
 
-def _parse_qwen(text: str, allow_fence: bool) -> tuple[list[ToolCall] | None, str]:
+def _parse_qwen(text: str) -> tuple[list[ToolCall] | None, str]:
     if _OPEN not in text:
         fenced = _FENCE.match(text)
         if fenced and fenced.group(1).lstrip().startswith(("{", "[")):
@@ -147,15 +152,12 @@ def _parse_qwen(text: str, allow_fence: bool) -> tuple[list[ToolCall] | None, st
         if find_calls(text):
             return None, "prose with a JSON tool call instead of <tool_call>"
         return None, "prose instead of a tool call (no <tool_call> block)"
-    blocks = list(_BLOCK.finditer(text))
-    outside = _BLOCK.sub("", text)
-    if not blocks or _OPEN in outside:
-        return None, "a <tool_call> tag without its closing </tool_call>"
-    if outside.strip():
-        return None, f"text around the <tool_call> block: {_clip(outside.strip())!r}"
+    try:
+        bodies = _tagged_bodies(text)
+    except ToolCallError as exc:
+        return None, str(exc)
     calls = []
-    for b in blocks:
-        body = b.group(1).strip()
+    for body in bodies:
         try:
             obj = _decode(body)
         except ToolCallError as exc:
