@@ -128,10 +128,10 @@ def main(argv: list[str] | None = None) -> int:
                                  config_file=args.config, sets=args.sets, as_json=args.json,
                                  server=args.server)
         if args.cmd == "export":
-            from engine.export.cli import export_main
+            from engine.export_cli import export_main
             return export_main(args.model, args.quant, args.out, args.config, args.sets)
         if args.cmd == "deploy":
-            from engine.deploy.cli import deploy_main
+            from engine.deploy_cli import deploy_main
             return deploy_main(args.gguf, args.name, args.out, args.config, args.sets)
     except (ConfigError, RunError, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)

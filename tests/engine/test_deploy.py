@@ -299,7 +299,7 @@ def test_a_bad_model_name_fails_before_anything_is_sent(qwen_run, tmp_path) -> N
 def test_deploy_gguf_reads_the_template_from_the_file_and_proves_it(qwen_model, server_binary,
                                                                     tmp_path, capsys) -> None:
     from engine import config
-    from engine.deploy.cli import deploy_main
+    from engine.deploy_cli import deploy_main
 
     conf = tmp_path / "config.toml"
     conf.write_text(config.dumps(qwen_model.cfg))

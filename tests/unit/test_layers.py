@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 LAYERS: list[tuple[str, list[str]]] = [
     ("entry points", ["engine.__main__", "engine.worker", "engine.check_cli", "engine.launch",
-                      "engine.evaluate.cli", "engine.export.cli", "engine.deploy.cli"]),
+                      "engine.evaluate.cli", "engine.export_cli", "engine.deploy_cli"]),
     ("stages", ["engine.stages"]),
     ("training", ["engine.training"]),  # the loop, plan, data, checkpoints, curves, memory
     ("export", ["engine.export"]),
