@@ -11,17 +11,17 @@
     python -m engine export --model DIR [--quant Q] [--out DIR]   stage 6 on any HF folder
     python -m engine deploy --gguf FILE [--name N] [--out DIR]    stage 7 on any GGUF
 
-Exit codes: 0 success, 1 a check failed, 2 bad usage or bad input.
+Exit codes: 0 success, 1 a check failed, 2 bad usage or bad input. The words of every
+command are defined once, in :mod:`engine.commands`.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
-from engine import checklist
+from engine import checklist, commands
 from engine.config import ConfigError
 from engine.runs import RunError
 from engine.training.checkpoint import CheckpointError
@@ -34,65 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     if bad is not None:
         print(f"error: argument {ascii(bad)} is not valid UTF-8", file=sys.stderr)
         return 2
-    parser = argparse.ArgumentParser(prog="python -m engine")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-
-    start = sub.add_parser("start", help="prepare a run and start a detached engine on it")
-    start.add_argument("stages", nargs="*")
-    start.add_argument("--run")
-    start.add_argument("--config")
-    start.add_argument("--set", action="append", default=[], dest="sets")
-    start.add_argument("--resume", action="store_true",
-                       help="continue training stages from their last checkpoint")
-    start.add_argument("--keep-going", action="store_true",
-                       help="run every stage even when the ones it needs are not proved")
-
-    work = sub.add_parser("work", help="work on a prepared run (foreground)")
-    work.add_argument("run_dir")
-    work.add_argument("stages", nargs="+")
-    work.add_argument("--keep-going", action="store_true")
-    work.add_argument("--resume", action="store_true")
-    work.add_argument("--lock-fd", type=int, help="the run's lock, taken by `start`")
-    work.add_argument("--no-detach-output", action="store_true",
-                      help="keep stdout/stderr (for debugging)")
-
-    check = sub.add_parser("check", help="stage 1 on files or folders")
-    check.add_argument("paths", nargs="*")
-    check.add_argument("--json", action="store_true")
-    check.add_argument("--config")
-    check.add_argument("--set", action="append", default=[], dest="sets")
-
-    ev = sub.add_parser("evaluate", help="stage 5 on a run, an adapter, a model, a GGUF, "
-                                         "an Ollama model or a predictions file")
-    ev.add_argument("paths", nargs="*")
-    ev.add_argument("--run")
-    src = ev.add_mutually_exclusive_group()
-    for flag in ("adapter", "model", "gguf", "ollama", "predictions"):
-        src.add_argument(f"--{flag}")
-    ev.add_argument("--server", metavar="URL|auto")
-    ev.add_argument("--out")
-    ev.add_argument("--json", action="store_true")
-    ev.add_argument("--config")
-    ev.add_argument("--set", action="append", default=[], dest="sets")
-    export = sub.add_parser("export", help="stage 6 on any HF folder without a run")
-    export.add_argument("--model", required=True, help="HF folder, .gguf, hub id or 'default'")
-    export.add_argument("--quant", choices=["q4_k_m", "q5_k_m", "q8_0"])
-    export.add_argument("--out", help="folder for the GGUF files (default outputs/exports/NAME)")
-    export.add_argument("--config")
-    export.add_argument("--set", action="append", default=[], dest="sets")
-    deploy = sub.add_parser("deploy", help="stage 7 on any GGUF without a run")
-    deploy.add_argument("--gguf", required=True)
-    deploy.add_argument("--name", help="the model's name in Ollama (deploy.name)")
-    deploy.add_argument("--out", help="folder for the Modelfile (default outputs/deployments/NAME)")
-    deploy.add_argument("--config")
-    deploy.add_argument("--set", action="append", default=[], dest="sets")
-
-    resolve = sub.add_parser("config", help="print the resolved config as JSON (the app "
-                                            "shows what the next run will use)")
-    resolve.add_argument("--config")
-    resolve.add_argument("--set", action="append", default=[], dest="sets")
-
-    args = parser.parse_args(argv)
+    args = commands.engine_parser().parse_args(argv)
     try:
         if args.cmd == "start":
             from engine import launch
@@ -121,10 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             return check_main(args.paths, args.config, args.sets, as_json=args.json)
         if args.cmd == "evaluate":
             from engine.evaluate.cli import evaluate_main
-            source = next(((f, getattr(args, f)) for f in
-                           ("adapter", "model", "gguf", "ollama", "predictions")
-                           if getattr(args, f)), None)
-            return evaluate_main(args.paths, source=source, run=args.run, out=args.out,
+            return evaluate_main(args.paths, source=commands.source_of(args), run=args.run, out=args.out,
                                  config_file=args.config, sets=args.sets, as_json=args.json,
                                  server=args.server)
         if args.cmd == "export":

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from typing import Any
 
-from engine import checklist, config
+from engine import config
+from engine.event_text import ProgressLine, check_line
 from engine.protocol import printable
 from engine.stages import sanity
 from engine.stages.base import StageContext
-
-GLYPH = {"pass": "✓", "fail": "✗", "warn": "!", "skip": "-"}
 
 
 def check_main(paths: list[str], config_file: str | None, sets: list[str], *,
@@ -25,26 +23,20 @@ def check_main(paths: list[str], config_file: str | None, sets: list[str], *,
     if not paths:
         paths = list(cfg["data"]["train"]) + list(cfg["data"]["eval"])
     events: list[dict[str, Any]] = []
-    tty = sys.stderr.isatty()
-    last = [0.0]
+    reading = ProgressLine(tty_every_s=0.2, plain_every_s=None, pad="  ")  # a terminal only
 
     def emit(type: str, **payload: Any) -> None:
         events.append({"type": type, **payload})
-        if type == "progress" and payload.get("unit") == "MB" and tty:
-            now = time.monotonic()
-            if now - last[0] > 0.2:
-                last[0] = now
-                eta = payload.get("eta_s")
-                eta_txt = f", ETA {eta:.0f}s" if eta is not None else ""
-                print(f"\r  reading {payload['done']:.1f}/{payload['total']:.1f} MB{eta_txt}  ",
-                      end="", file=sys.stderr, flush=True)
+        if type == "progress" and payload.get("unit") == "MB":
+            eta = payload.get("eta_s")
+            eta_txt = f", ETA {eta:.0f}s" if eta is not None else ""
+            reading.show(f"  reading {payload['done']:.1f}/{payload['total']:.1f} MB{eta_txt}")
         elif type == "log" and payload.get("level") == "info" and not as_json:
             print(f"  {payload['message']}", file=sys.stderr, flush=True)
 
     ctx = StageContext(cfg=cfg, emit=emit)
     report = sanity.check_data(paths, cfg, ctx)
-    if tty:
-        print("\r" + " " * 60 + "\r", end="", file=sys.stderr)
+    reading.clear()
     sanity.prove(ctx, report)
     checks = [e for e in events if e["type"] == "check"]
     failed = any(c["status"] == "fail" for c in checks)
@@ -111,10 +103,7 @@ def print_report(report: sanity.Report, checks: list[dict[str, Any]], cfg: dict[
             w("\n")
     w("Checklist — stage 1:\n")
     for c in checks:
-        item = checklist.ITEMS[c["item"]]
-        title = checklist.render(item.title, cfg)
-        value = f" — {c['value']}" if c.get("value") else ""
-        w(f"  {GLYPH[c['status']]} {c['status'].upper():<4} {title}{value}\n")
+        w(f"  {check_line(c, cfg)}\n")
         if c["item"] == "sanity.totals" and c["status"] == "warn":
             for note in c["detail"].get("notes", []):
                 w(f"           {note} (a warning, not a failure)\n")

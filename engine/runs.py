@@ -13,28 +13,19 @@ import errno
 import fcntl
 import json
 import os
-import re
 import shutil
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-RUN_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-
-
-class RunError(ValueError):
-    """A user-facing problem with a run (bad name, missing run, locked run)."""
-
-
-def validate_name(name: str) -> str:
-    if not RUN_NAME.match(name or "") or name in (".", ".."):
-        raise RunError(
-            f"run name {name!r} is not allowed: use letters, digits, '.', '_' or '-', "
-            "at most 64 characters (e.g. web4-lora-r8)")
-    return name
+from engine.run_layout import (
+    RunError,
+    RunFolder,
+    outputs_dir,  # noqa: F401  (where runs live, for the engine's callers)
+    validate_name,
+)
 
 
 def new_name(prefix: str = "run") -> str:
@@ -132,47 +123,8 @@ class RunLocked(RunError):
     pass
 
 
-@dataclass
-class Run:
-    """One run folder and the files the engine keeps in it."""
-
-    root: Path
-
-    @property
-    def name(self) -> str:
-        return self.root.name
-
-    @property
-    def config_path(self) -> Path:
-        return self.root / "config.toml"
-
-    @property
-    def events_path(self) -> Path:
-        return self.root / "events.jsonl"
-
-    @property
-    def log_path(self) -> Path:
-        return self.root / "engine.log"
-
-    @property
-    def pid_path(self) -> Path:
-        return self.root / "engine.pid"
-
-    @property
-    def state_path(self) -> Path:
-        return self.root / "state.json"
-
-    @property
-    def lock_path(self) -> Path:
-        return self.root / ".lock"
-
-    def read_state(self) -> dict[str, Any]:
-        try:
-            state = json.loads(self.state_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError, RecursionError):
-            return {"stages": {}}
-        return state if isinstance(state, dict) and isinstance(state.get("stages"), dict) \
-            else {"stages": {}}
+class Run(RunFolder):
+    """One run folder (its layout: :mod:`engine.run_layout`) as the engine writes it."""
 
     def set_stage_state(self, stage: str, status: str, **extra: Any) -> dict[str, Any]:
         state = self.read_state()
@@ -207,17 +159,17 @@ class Run:
             os.close(fd)
 
     def engine_pid(self) -> int | None:
-        """The engine's pid while that very process lives (pid and start time both match)."""
+        """The engine's pid while that very process lives (pid and start time both match); the
+        lock names its holder before ``engine.pid`` exists."""
         from engine.protocol import live_pid
 
-        for path in (self.pid_path, self.lock_path):
-            try:
-                pid = live_pid(path.read_text(encoding="ascii", errors="replace"))
-            except OSError:
-                continue
-            if pid is not None:
-                return pid
-        return None
+        pid = self.pid()
+        if pid is not None:
+            return pid
+        try:
+            return live_pid(self.lock_path.read_text(encoding="ascii", errors="replace"))
+        except OSError:
+            return None
 
 
 class RunLock:
@@ -290,13 +242,6 @@ class RunLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
-
-
-def outputs_dir(cfg: dict[str, Any] | None = None) -> Path:
-    env = os.environ.get("WEB4TUI_OUTPUTS")
-    if env:
-        return Path(env)
-    return Path(cfg["run"]["outputs_dir"]) if cfg else Path("outputs")
 
 
 def open_run(name: str, outputs: Path, *, create: bool = False) -> Run:

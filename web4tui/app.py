@@ -15,7 +15,7 @@ from textual.screen import Screen
 from web4tui import settings as user_settings
 from web4tui.bindings import ALL_COMMANDS, APP_COMMANDS, bindings, key_for
 from web4tui.next_run import NextRun
-from web4tui.runfolder import RunFolder
+from web4tui.runfolder import RunFolder, outputs_dir
 from web4tui.screens.confirm import QuitScreen
 from web4tui.screens.help import HelpScreen
 from web4tui.screens.main import MainScreen
@@ -79,7 +79,7 @@ class Web4App(App[str | None]):
     def action_open_runs(self) -> None:
         if isinstance(self.screen, RunsScreen):
             return
-        self.push_screen(RunsScreen(), self._open_run)
+        self.push_screen(RunsScreen(outputs_dir(self.next_run.cfg)), self._open_run)
 
     def _open_run(self, run: RunFolder | None) -> None:
         if run is not None:

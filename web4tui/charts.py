@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+from engine.event_text import fmt_duration  # noqa: F401  (the panes and headers use it from here)
+
 BARS = "▁▂▃▄▅▆▇█"
 BLOCKS = " ▁▂▃▄▅▆▇█"
 
@@ -52,21 +54,6 @@ def column_plot(values: Sequence[float], width: int, height: int) -> tuple[list[
         base = row * 8
         rows.append("".join(BLOCKS[min(8, max(0, e - base))] for e in eighths))
     return rows, lo, hi
-
-
-def fmt_duration(seconds: float | None, coarse: bool = False) -> str:
-    """1h02m, 3m05s, 42s — short enough for the header at 80 columns; ``coarse`` drops the
-    seconds above a minute (3m), so a countdown changes once a minute, not every second."""
-    if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        return "–"
-    s = int(seconds)
-    if coarse and s >= 60:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m"
-    if s >= 3600:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    if s >= 60:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s}s"
 
 
 def fmt_rate(value: float | None) -> str:

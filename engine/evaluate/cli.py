@@ -31,13 +31,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine import call_format, checklist, config, runs
+from engine import call_format, config, runs
 from engine.context import StageContext
 from engine.evaluate import core, report, sources
 from engine.evaluate.lint import LintError
+from engine.event_text import ProgressLine, check_line
 from engine.models import ModelError
-
-GLYPH = {"pass": "✓", "fail": "✗", "warn": "!", "skip": "-"}
 
 
 def _server_source(url: str, cfg: dict[str, Any], gguf: str | None, run_dir: Path | None
@@ -83,7 +82,9 @@ def evaluate_main(paths: list[str], *, source: tuple[str, str] | None, run: str 
     run_dir = None
     own_source = source is not None or server is not None
     if run:
-        outputs = runs.outputs_dir()
+        # the run is found where --config/--set put runs (run.outputs_dir), like every command
+        outputs = runs.outputs_dir(config.load(config_file, sets) if config_file or sets
+                                   else None)
         run_dir = runs.open_run(run, outputs).root
         cfg = _layer(config.load(run_dir / "config.toml", []), config_file, sets)
         if source is None and server is None:
@@ -162,8 +163,7 @@ def evaluate_main(paths: list[str], *, source: tuple[str, str] | None, run: str 
     else:
         print(f"evaluated {len(records)} records from {result.source}")
         for c in checks:
-            title = checklist.render(checklist.ITEMS[c["item"]].title, cfg)
-            print(f"  {GLYPH[c['status']]} {title}: {c['value'] or ''} (target {c['target']})")
+            print(f"  {check_line(c, cfg, 'score')}")
         print(f"wrote {written['markdown']} (why each answer failed), {written['csv']}, "
               f"{written['records']}")
     return 0 if met else 1
@@ -195,20 +195,9 @@ def _unfinished(folder: Path, label: str) -> Path | None:
 def _progress_printer(every_s: float) -> Any:
     """A rewritten line on a terminal; else (a log, a pipe) a plain line at most every
     ``every_s`` seconds, and the last one."""
-    tty = sys.stderr.isatty()
-    gap = 0.5 if tty else every_s
-    last = [time.monotonic() if not tty else 0.0]
+    line = ProgressLine(tty_every_s=0.5, plain_every_s=every_s)
 
     def show(done: int, total: int, eta: float | None) -> None:
-        now = time.monotonic()
-        if now - last[0] < gap and done < total:
-            return
-        last[0] = now
         eta_txt = f", ETA {eta:.0f}s" if eta is not None else ""
-        if tty:
-            end = "\n" if done >= total else ""
-            print(f"\ranswering: {done}/{total} records{eta_txt}   ", end=end,
-                  file=sys.stderr, flush=True)
-        else:
-            print(f"answering: {done}/{total} records{eta_txt}", file=sys.stderr, flush=True)
+        line.show(f"answering: {done}/{total} records{eta_txt}", last=done >= total)
     return show

@@ -25,6 +25,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("dataset scan", ["engine.dataset_scan"]),
     ("foundations", ["engine.models", "engine.records", "engine.render", "engine.call_format",
                      "engine.toolcalls", "engine.stops", "engine.context", "engine.examples", "engine.runs", "engine.config",
+                     "engine.commands", "engine.event_text", "engine.run_layout",
                      "engine.protocol", "engine.checklist", "engine"]),
 ]
 

@@ -1,8 +1,9 @@
-"""Every run in outputs/, newest first: open (attach), stop or delete one."""
+"""Every run in the outputs folder (run.outputs_dir), newest first: open (attach), stop or delete one."""
 
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -24,8 +25,12 @@ class RunsScreen(Screen[RunFolder | None]):
                         tooltip="Delete the selected run's folder (asks first)"),
                 Binding("escape,q", "dismiss(None)", "Back", id="runs.back")]
 
+    def __init__(self, root: Path | None = None) -> None:
+        super().__init__()
+        self.root = root or outputs_dir()  # the app's run.outputs_dir, when it was given one
+
     def compose(self) -> ComposeResult:
-        yield Static(f"Runs in {outputs_dir()}/", id="runs-title", markup=False)
+        yield Static(f"Runs in {self.root}/", id="runs-title", markup=False)
         yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
@@ -38,15 +43,15 @@ class RunsScreen(Screen[RunFolder | None]):
     def fill(self) -> None:
         table = self.query_one(DataTable)
         table.clear()
-        self.summaries: list[RunSummary] = [summarize(r) for r in list_runs()]
+        self.summaries: list[RunSummary] = [summarize(r) for r in list_runs(self.root)]
         for s in self.summaries:
             table.add_row(s.run.name, f"{glyph(s.status)} {word(s.status)}",
                           f"{s.passed}/{len(checklist.STAGE_IDS)}",
                           "–" if s.best_eval is None else f"{s.best_eval:.1f}", s.updated,
                           key=s.run.name)
         self.query_one("#runs-title", Static).update(
-            f"Runs in {outputs_dir()}/ — Enter opens, s stops, Del deletes" if self.summaries
-            else f"No runs yet in {outputs_dir()}/ — esc, then r runs stage 1")
+            f"Runs in {self.root}/ — Enter opens, s stops, Del deletes" if self.summaries
+            else f"No runs yet in {self.root}/ — esc, then r runs stage 1")
 
     def selected(self) -> RunFolder | None:
         if not self.summaries:
