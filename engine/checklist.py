@@ -222,8 +222,6 @@ NEEDS: dict[str, tuple[str, ...]] = {
 
 STAGE_IDS: tuple[str, ...] = tuple(s.id for s in STAGES)
 ITEMS: dict[str, Item] = {i.id: i for s in STAGES for i in s.items}
-#: Stages the engine can run today; the others report their items as ``skip``.
-IMPLEMENTED: frozenset[str] = frozenset(STAGE_IDS)
 
 _FIELD = re.compile(r"\{([a-z_]+\.[a-z_]+)\}")
 #: Settings that are shares of records: targets read as percentages, like the measurements.

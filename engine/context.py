@@ -14,6 +14,10 @@ from typing import Any, Callable
 from engine import checklist
 
 Emit = Callable[..., Any]
+#: progress(done, total, note): how far a long step is, for every step that reports one. The
+#: note is what the step is doing (a message) or, where it answers records one by one, the
+#: seconds left (None until it can tell).
+Progress = Callable[[float, float, "str | float | None"], None]
 
 
 class Cancelled(Exception):

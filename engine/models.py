@@ -16,7 +16,9 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+
+from engine.context import Progress
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +27,6 @@ DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_NAME = "SmolLM2-135M-Instruct"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _DONE = ".web4tui-complete"
-
-Progress = Callable[[int, int, str], None]
 
 
 class ModelError(ValueError):

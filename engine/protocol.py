@@ -1,7 +1,7 @@
 """The event protocol between the engine and anything that reads a run (stdlib only).
 
 Every event is one JSON object on one line of ``outputs/<run>/events.jsonl``. The envelope is
-``v, seq, ts, run, stage, type``; the payload fields sit beside it (see DESIGN §4). Readers
+``v, seq, ts, run, stage, type``; the payload fields sit beside it (:data:`PAYLOAD_TYPES`). Readers
 skip what they do not understand — an unknown type, a malformed line, a half-written last
 line — so an old UI can follow a newer engine and a crash never poisons a run folder.
 """

@@ -1,4 +1,4 @@
-"""Following a run: replay its events, then tail them, and notice an engine that died.
+"""Following a run: replay its events, then tail them, and note which stages finished.
 
 Plain objects with no UI in them, so the headless ``web4tui run`` and the app share one
 follower. The reader never re-reads the file; it keeps its offset (see engine.protocol).
@@ -93,7 +93,6 @@ class Follower:
     def __init__(self, run: RunFolder) -> None:
         self.run = run
         self.reader = BatchReader(run.events)
-        self.started: set[str] = set()
         self.finished: dict[str, str] = {}
 
     def poll(self, max_bytes: int | None = None) -> list[Event]:
@@ -112,9 +111,7 @@ class Follower:
                 for key, value in payload.items():
                     if not isinstance(value, (int, float)) and value is not None:
                         payload[key] = shown(value)
-            if ev.type == "stage_started" and ev.stage:
-                self.started.add(ev.stage)
-            elif ev.type == "stage_finished" and ev.stage:
+            if ev.type == "stage_finished" and ev.stage:
                 self.finished[ev.stage] = ev.get("status", "")
         return events
 
@@ -124,10 +121,6 @@ class Follower:
             return os.stat(self.reader.path).st_size > self.reader.offset
         except FileNotFoundError:
             return False
-
-    def engine_died(self) -> bool:
-        """A stage started and never finished, and no engine is alive to finish it."""
-        return bool(self.started - set(self.finished)) and self.run.pid() is None
 
     def follow(self, is_done: Callable[[], bool], interval: float = 0.1) -> Iterator[Event]:
         """Yield events until ``is_done()`` and nothing new is left to read."""

@@ -19,8 +19,8 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Hashable, Sequence
 
-#: progress(done_prompts, total_prompts, eta_seconds or None)
-Progress = Callable[[int, int, float | None], None]
+# progress(done_prompts, total_prompts, eta_s): how generation reports
+from engine.context import Progress
 
 
 def stop_token_ids(tokenizer: Any, model: Any = None) -> list[int]:

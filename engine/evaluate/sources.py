@@ -23,6 +23,7 @@ from typing import Any, Callable, Sequence
 
 from engine import models
 from engine.backends import pick_device
+from engine.context import Progress
 from engine.records import (
     REASONS,
     DataFileError,
@@ -34,9 +35,6 @@ from engine.records import (
 from engine.render import Renderer
 
 log = logging.getLogger(__name__)
-
-#: progress(done, total, eta_s)
-Progress = Callable[[int, int, "float | None"], None]
 
 
 class SourceError(ValueError):

@@ -6,10 +6,7 @@ convert and quantize steps on any supported Hugging Face folder without a run).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-#: progress(done, total, message) — every long step reports through one of these.
-Progress = Callable[[float, float, str], None]
+from engine.context import Progress  # noqa: F401  (here: progress(done, total, message))
 
 
 def no_progress(done: float, total: float, message: str) -> None:

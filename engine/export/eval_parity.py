@@ -8,13 +8,11 @@ the stage-5 scorer through one small interface::
 
 where ``generate(prompts) -> completions`` and the result maps a metric name (the ``eval.*``
 checklist names: tool_json_valid, tool_correct, ...) to a fraction in [0, 1]. The scorer is
-looked up in :data:`SCORER_MODULES`; while stage 5 does not provide it the item is skipped
-with that reason — never passed.
+stage 5's own :func:`engine.evaluate.core.score_records`.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +21,6 @@ from typing import Any, Protocol
 from engine.records import Record
 
 Generate = Callable[[list[str]], list[str]]
-#: Where the stage-5 scorer may live, first match wins.
-SCORER_MODULES = ("engine.scoring", "engine.evaluate", "engine.stages.eval")
-SCORER_FUNCTION = "score_records"
 
 
 class Scorer(Protocol):
@@ -33,16 +28,11 @@ class Scorer(Protocol):
                  cfg: dict[str, Any]) -> dict[str, float]: ...
 
 
-def find_scorer() -> Scorer | None:
-    for name in SCORER_MODULES:
-        try:
-            mod = importlib.import_module(name)
-        except ImportError:
-            continue
-        fn = getattr(mod, SCORER_FUNCTION, None)
-        if callable(fn):
-            return fn
-    return None
+def find_scorer() -> Scorer:
+    """Stage 5's scorer, so both models are judged by the very rules stage 5 applies."""
+    from engine.evaluate.core import score_records  # loads the scorers only when asked
+
+    return score_records
 
 
 @dataclass(frozen=True)

@@ -220,14 +220,6 @@ def _eval_parity(ctx: StageContext, model_dir: Path, quantized: quant.QuantResul
         ctx.check("export.parity", "skip", detail="no quantized GGUF to evaluate")
         return
     scorer = eval_parity.find_scorer()
-    q_side = rep.side(quantized.quant)
-    if scorer is None:
-        ctx.check("export.parity", "skip", detail=(
-            "the stage-5 scorer is not available in this version (expected "
-            f"{eval_parity.SCORER_MODULES[0]}.{eval_parity.SCORER_FUNCTION}); until it is, the "
-            f"quantized GGUF's greedy next-token agreement with the merged model is "
-            f"{q_side.agreement:.1%} on {rep.prompts} eval prompts"))
-        return
     from engine.evaluate.core import select
 
     all_records = select(prompts.eval_records(ctx.cfg) or list(records),
