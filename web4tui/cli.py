@@ -27,6 +27,7 @@ from web4tui.follow import Follower
 from web4tui.glyphs import glyph, word
 from web4tui.runfolder import RunFolder, find_run, list_runs, outputs_dir
 
+
 def main(argv: list[str] | None = None) -> int:
     bad = next((a for a in (sys.argv[1:] if argv is None else argv) if not valid_text(a)), None)
     if bad is not None:  # a byte sequence the terminal could not decode (surrogate-escaped)
@@ -93,22 +94,22 @@ def cmd_export(args: argparse.Namespace) -> int:
     """Stage 6 on a run (the newest by default), or on any HF folder with --model."""
     if args.model:
         return _in_engine(args)
-    sets = [f"export.quant={args.quant}"] if args.quant else []
-    return _stage_on_run(find_run(args.run, _runs_in(None, args.sets)).name, "export",
-                         sets + list(args.sets))
+    return _stage_on_run(args, "export", [f"export.quant={args.quant}"] if args.quant else [])
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
     """Stage 7 on a run (the newest by default), or on any GGUF with --gguf."""
     if args.gguf:
         return _in_engine(args)
-    sets = [f"deploy.name={json.dumps(args.name)}"] if args.name else []
-    return _stage_on_run(find_run(args.run, _runs_in(None, args.sets)).name, "deploy",
-                         sets + list(args.sets))
+    return _stage_on_run(args, "deploy",
+                         [f"deploy.name={json.dumps(args.name)}"] if args.name else [])
 
 
-def _stage_on_run(run_name: str, stage: str, sets: list[str]) -> int:
-    started = engine_client.start([stage], run=run_name, sets=sets)
+def _stage_on_run(args: argparse.Namespace, stage: str, sets: list[str]) -> int:
+    """One stage on the run named (the newest by default), with the command's settings on
+    top of the run's own config."""
+    run = find_run(args.run, _runs_in(None, args.sets))
+    started = engine_client.start([stage], run=run.name, sets=sets + list(args.sets))
     print(f"run {started.run}: engine pid {started.pid}, folder {started.path}", flush=True)
     return follow_headless(RunFolder(started.path), started.pid, [stage])
 
