@@ -101,7 +101,8 @@ def prove_common(ctx: StageContext, stage: str, result: Any) -> None:
         ctx.check(mem_item, "fail" if over else "pass",
                   f"peak {result.peak_memory_gb:.2f} GB of {result.budget_gb:.1f} GB budget",
                   detail={"peak_gb": result.peak_memory_gb, "budget_gb": result.budget_gb,
-                          "stopped": result.memory_stop})
+                          "stopped": result.memory_stop},
+                  measured=float(result.peak_memory_gb))
 
 
 def _items(stage: str) -> set[str]:
