@@ -58,7 +58,7 @@ class Setting:
     doc: str
     enum: tuple[str, ...] = ()
     bound: tuple[str, float] | None = None
-    paths: str = ""  # "" (not a path), or how a relative value resolves (see _PATH_KINDS)
+    path_kind: str = ""  # "" (not a path), or how a relative value resolves (_PATH_KINDS)
 
     @property
     def path(self) -> str:
@@ -101,8 +101,8 @@ def settings() -> list[Setting]:
     out = []
     for section, values in data.items():
         for key, default in values.items():
-            doc, enum, bound, paths = docs.get(f"{section}.{key}", ("", (), None, ""))
-            out.append(Setting(section, key, default, doc, enum, bound, paths))
+            doc, enum, bound, kind = docs.get(f"{section}.{key}", ("", (), None, ""))
+            out.append(Setting(section, key, default, doc, enum, bound, kind))
     return out
 
 
@@ -118,14 +118,14 @@ def resolve_paths(cfg: dict[str, Any], base: Path, *, shipped: bool = False) -> 
     place; values of the wrong type are left for validation to name."""
     for s in settings():
         sec = cfg.get(s.section)
-        if not s.paths or not isinstance(sec, dict) or s.key not in sec \
-                or (shipped and s.paths == "cwd"):
+        if not s.path_kind or not isinstance(sec, dict) or s.key not in sec \
+                or (shipped and s.path_kind == "cwd"):
             continue
         value = sec[s.key]
         if isinstance(value, list):
-            sec[s.key] = [_resolved(v, base, s.paths) for v in value]
+            sec[s.key] = [_resolved(v, base, s.path_kind) for v in value]
         else:
-            sec[s.key] = _resolved(value, base, s.paths)
+            sec[s.key] = _resolved(value, base, s.path_kind)
 
 
 def _resolved(value: Any, base: Path, kind: str) -> Any:
@@ -227,28 +227,34 @@ def _ints_to_floats(cfg: dict[str, Any]) -> None:
                 sec[s.key] = float(v)
 
 
+def read_file(config_file: str | Path) -> dict[str, Any]:
+    """One config file as it overrides the defaults, its relative paths taken from its folder
+    (not validated yet). Raises ConfigError naming the file."""
+    path = Path(config_file)
+    try:
+        if not path.is_file():  # a folder, or a FIFO that would block the read forever
+            raise ConfigError(f"{path}: not a config file (a folder or a special file)"
+                              if path.exists() else f"{path}: config file not found")
+        text = path.read_text(encoding="utf-8")
+        user = tomllib.loads(text)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: permission denied; make it readable") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc}); fix the file or drop --config") from None
+    if not text.startswith(RESOLVED_HEADER):
+        # A run's config.toml was resolved before it was written (older runs kept paths from
+        # the working directory): its paths are taken as they stand.
+        resolve_paths(user, Path(os.path.abspath(path)).parent)
+    return user
+
+
 def load(config_file: str | Path | None = None, sets: list[str] = ()) -> dict[str, Any]:
     """Defaults ← config file ← --set, validated. Raises ConfigError with a useful message."""
     cfg = defaults()
     if config_file is not None:
-        path = Path(config_file)
-        try:
-            if not path.is_file():  # a folder, or a FIFO that would block the read forever
-                raise ConfigError(f"{path}: not a config file (a folder or a special file)"
-                                  if path.exists() else f"{path}: config file not found")
-            text = path.read_text(encoding="utf-8")
-            user = tomllib.loads(text)
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found") from None
-        except PermissionError:
-            raise ConfigError(f"{path}: permission denied; make it readable") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
-            raise ConfigError(f"{path}: not valid TOML ({exc}); fix the file or drop --config") from None
-        if not text.startswith(RESOLVED_HEADER):
-            # A run's config.toml was resolved before it was written (older runs kept paths
-            # from the working directory): its paths are taken as they stand.
-            resolve_paths(user, Path(os.path.abspath(path)).parent)
-        cfg = _merge(cfg, user)
+        cfg = _merge(cfg, read_file(config_file))
     for assignment in sets:
         cfg = _merge(cfg, parse_set(assignment))
     _ints_to_floats(cfg)
