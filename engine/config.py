@@ -4,12 +4,20 @@ The defaults file is the one place every tunable lives. Its comments are parsed 
 comment line above a key is that key's description, and a trailing ``{a|b}`` or ``(>= x)``
 becomes part of the JSON Schema the merged config is validated against. So a new setting is
 one commented line in ``defaults.toml``, nothing else.
+
+A trailing ``(path)`` marks a file or folder, so the config works from any folder: a relative
+path in a config file is taken from that file's folder, and a shipped default from the project
+(:data:`PROJECT`, where the demo ``data/`` lives). ``(path, default in the working directory)``
+keeps the shipped default where the command runs (the runs folder); ``(path or name)`` is
+resolved only when the path exists (else it is a name, such as a hub id). ``--set`` values are
+typed at the working directory, so they stay relative to it.
 """
 
 from __future__ import annotations
 
 import copy
 import difflib
+import os
 import re
 import tomllib
 from dataclasses import dataclass
@@ -20,11 +28,20 @@ import jsonschema
 import tomli_w
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
+#: The folder the shipped defaults' relative paths (data/, data/ruff.toml...) are taken from.
+PROJECT = Path(__file__).resolve().parents[1]
+#: First line of a run's resolved config.toml (see :func:`dumps`).
+RESOLVED_HEADER = "# Resolved web4tui configuration of this run (written before any work)."
 
 _ENUM = re.compile(r"\{([^{}]+)\}\s*$")
 _BOUND = re.compile(r"\((>=|>)\s*([-+0-9.eE]+)\)\s*$")
 _KEY = re.compile(r"^([A-Za-z0-9_]+)\s*=")
 _SECTION = re.compile(r"^\[([A-Za-z0-9_.]+)\]\s*$")
+_PATH = re.compile(r"\(path(, default in the working directory| or name)?\)\s*$")
+#: How each ``(path ...)`` tag resolves: "project" (default from the project), "cwd" (default
+#: left in the working directory), "existing" (only a path that exists is resolved).
+_PATH_KINDS = {None: "project", ", default in the working directory": "cwd",
+               " or name": "existing"}
 
 
 class ConfigError(ValueError):
@@ -41,14 +58,18 @@ class Setting:
     doc: str
     enum: tuple[str, ...] = ()
     bound: tuple[str, float] | None = None
+    path_kind: str = ""  # "" (not a path), or how a relative value resolves (_PATH_KINDS)
 
     @property
     def path(self) -> str:
         return f"{self.section}.{self.key}"
 
 
-def _parse_docs(text: str) -> dict[str, tuple[str, tuple[str, ...], tuple[str, float] | None]]:
-    docs: dict[str, tuple[str, tuple[str, ...], tuple[str, float] | None]] = {}
+_Doc = tuple[str, tuple[str, ...], tuple[str, float] | None, str]
+
+
+def _parse_docs(text: str) -> dict[str, _Doc]:
+    docs: dict[str, _Doc] = {}
     section, comment = "", ""
     for line in text.splitlines():
         stripped = line.strip()
@@ -63,7 +84,9 @@ def _parse_docs(text: str) -> dict[str, tuple[str, tuple[str, ...], tuple[str, f
                 enum = tuple(v.strip() for v in e.group(1).split("|"))
             if b := _BOUND.search(comment):
                 bound = (b.group(1), float(b.group(2)))
-            docs[f"{section}.{m.group(1)}"] = (comment, enum, bound)
+            p = _PATH.search(comment)
+            docs[f"{section}.{m.group(1)}"] = (comment, enum, bound,
+                                               _PATH_KINDS[p.group(1)] if p else "")
             comment = ""
         elif not stripped:
             comment = ""
@@ -78,13 +101,43 @@ def settings() -> list[Setting]:
     out = []
     for section, values in data.items():
         for key, default in values.items():
-            doc, enum, bound = docs.get(f"{section}.{key}", ("", (), None))
-            out.append(Setting(section, key, default, doc, enum, bound))
+            doc, enum, bound, kind = docs.get(f"{section}.{key}", ("", (), None, ""))
+            out.append(Setting(section, key, default, doc, enum, bound, kind))
     return out
 
 
 def defaults() -> dict[str, Any]:
-    return tomllib.loads(DEFAULTS_PATH.read_text(encoding="utf-8"))
+    """The shipped defaults, their paths taken from the project (see the module docstring)."""
+    cfg = tomllib.loads(DEFAULTS_PATH.read_text(encoding="utf-8"))
+    resolve_paths(cfg, PROJECT, shipped=True)
+    return cfg
+
+
+def resolve_paths(cfg: dict[str, Any], base: Path, *, shipped: bool = False) -> None:
+    """Take the relative paths of ``cfg`` (defaults or one config file) from ``base``, in
+    place; values of the wrong type are left for validation to name."""
+    for s in settings():
+        sec = cfg.get(s.section)
+        if not s.path_kind or not isinstance(sec, dict) or s.key not in sec \
+                or (shipped and s.path_kind == "cwd"):
+            continue
+        value = sec[s.key]
+        if isinstance(value, list):
+            sec[s.key] = [_resolved(v, base, s.path_kind) for v in value]
+        else:
+            sec[s.key] = _resolved(value, base, s.path_kind)
+
+
+def _resolved(value: Any, base: Path, kind: str) -> Any:
+    if not isinstance(value, str) or not value:
+        return value  # "" means "none" or "the built-in one", never the base folder
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return str(path)
+    candidate = base / path
+    if kind == "existing" and not candidate.exists():
+        return value  # a hub id or "default", not a path
+    return str(candidate)
 
 
 def _type_schema(value: Any) -> dict[str, Any]:
@@ -174,23 +227,34 @@ def _ints_to_floats(cfg: dict[str, Any]) -> None:
                 sec[s.key] = float(v)
 
 
+def read_file(config_file: str | Path) -> dict[str, Any]:
+    """One config file as it overrides the defaults, its relative paths taken from its folder
+    (not validated yet). Raises ConfigError naming the file."""
+    path = Path(config_file)
+    try:
+        if not path.is_file():  # a folder, or a FIFO that would block the read forever
+            raise ConfigError(f"{path}: not a config file (a folder or a special file)"
+                              if path.exists() else f"{path}: config file not found")
+        text = path.read_text(encoding="utf-8")
+        user = tomllib.loads(text)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: permission denied; make it readable") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc}); fix the file or drop --config") from None
+    if not text.startswith(RESOLVED_HEADER):
+        # A run's config.toml was resolved before it was written (older runs kept paths from
+        # the working directory): its paths are taken as they stand.
+        resolve_paths(user, Path(os.path.abspath(path)).parent)
+    return user
+
+
 def load(config_file: str | Path | None = None, sets: list[str] = ()) -> dict[str, Any]:
     """Defaults ← config file ← --set, validated. Raises ConfigError with a useful message."""
     cfg = defaults()
     if config_file is not None:
-        path = Path(config_file)
-        try:
-            if not path.is_file():  # a folder, or a FIFO that would block the read forever
-                raise ConfigError(f"{path}: not a config file (a folder or a special file)"
-                                  if path.exists() else f"{path}: config file not found")
-            user = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found") from None
-        except PermissionError:
-            raise ConfigError(f"{path}: permission denied; make it readable") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
-            raise ConfigError(f"{path}: not valid TOML ({exc}); fix the file or drop --config") from None
-        cfg = _merge(cfg, user)
+        cfg = _merge(cfg, read_file(config_file))
     for assignment in sets:
         cfg = _merge(cfg, parse_set(assignment))
     _ints_to_floats(cfg)
@@ -243,7 +307,7 @@ def _suggest(key: str, allowed: list[str]) -> str | None:
 def dumps(cfg: dict[str, Any]) -> str:
     """The resolved config as TOML, with each key's description above it."""
     docs = {s.path: s.doc for s in settings()}
-    lines = ["# Resolved web4tui configuration of this run (written before any work).", ""]
+    lines = [RESOLVED_HEADER, ""]
     for section, values in cfg.items():
         lines.append(f"[{section}]")
         for key, value in values.items():

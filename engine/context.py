@@ -37,14 +37,17 @@ class StageContext:
     summary: dict[str, Any] = field(default_factory=dict)
 
     def check(self, item: str, status: str, value: Any = None, target: Any = None,
-              detail: Any = None) -> None:
-        """Prove (or fail, warn, skip) one checklist item."""
+              detail: Any = None, measured: float | None = None) -> None:
+        """Prove (or fail, warn, skip) one checklist item. ``value`` is the text shown;
+        ``measured``, where there is one, the number judged (readers compute with it)."""
         if item not in checklist.ITEMS:
             raise KeyError(f"unknown checklist item {item!r}")
         if target is None:
             target = checklist.render(checklist.ITEMS[item].target, self.cfg)
         self.checks.append({"item": item, "status": status})
-        self.emit("check", item=item, status=status, value=value, target=target, detail=detail)
+        extra = {} if measured is None else {"measured": measured}
+        self.emit("check", item=item, status=status, value=value, target=target, detail=detail,
+                  **extra)
 
     def raise_if_stopped(self) -> None:
         if self.stop_requested():

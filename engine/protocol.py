@@ -4,11 +4,17 @@ Every event is one JSON object on one line of ``outputs/<run>/events.jsonl``. Th
 ``v, seq, ts, run, stage, type``; the payload fields sit beside it (:data:`PAYLOAD_TYPES`). Readers
 skip what they do not understand — an unknown type, a malformed line, a half-written last
 line — so an old UI can follow a newer engine and a crash never poisons a run folder.
+
+The writer holds itself to the declared fields: :meth:`EventWriter.emit` checks each payload
+against :data:`EVENT_FIELDS` and :data:`PAYLOAD_TYPES`. With ``WEB4TUI_STRICT_EVENTS=1`` (the
+test suite sets it) a payload that breaks them raises; otherwise it is written and logged once,
+so an undeclared field never stops a run.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
@@ -18,18 +24,36 @@ from typing import Any, Callable, Iterator
 
 VERSION = 1
 
-#: Event types and the payload fields each carries (documentation and a light check for tests).
+#: Event types and the payload fields each may carry (every field optional to readers): what
+#: :meth:`EventWriter.emit` checks a payload against. One field per line where fields get added.
 EVENT_FIELDS: dict[str, tuple[str, ...]] = {
-    "hello": ("engine_version", "pid", "backend", "device", "python", "argv"),
+    "hello": (
+        "engine_version", "pid", "backend", "device", "python", "argv",
+        "backend_reason",  # why this backend and device, and the precision with its reason
+        "precision",  # number format training uses (bf16/fp16/fp32, or mlx's model dtype)
+        "precision_reason",
+    ),
     "stage_started": ("title", "total"),
-    "progress": ("done", "total", "unit", "eta_s"),
+    "progress": (
+        "done", "total", "unit", "eta_s",
+        "message",  # what is being done, when the unit alone does not say (export, deploy)
+    ),
     "metric": ("step", "values"),
     "memory": (
         "rss_gb", "device_gb", "device_peak_gb", "system_used_gb", "system_total_gb", "budget_gb",
+        "device_cache_gb",  # MLX's buffer cache, held but reusable
     ),
-    "check": ("item", "status", "value", "target", "detail"),
+    "check": (
+        "item", "status",
+        "value",  # display text: "96.0% (48/50)"
+        "measured",  # the number judged, in the unit of the item's target: 0.96
+        "target", "detail",
+    ),
     "sample": ("step", "bucket", "prompt", "output", "verdict"),
-    "advice": ("rule", "symptom", "action", "evidence"),
+    "advice": (
+        "rule", "symptom", "action", "evidence",
+        "change",  # the settings to change and the stages to run again, for the apply key
+    ),
     "artifact": ("kind", "path"),
     "log": ("level", "message"),
     "stage_finished": ("status", "duration_s", "summary"),
@@ -109,7 +133,7 @@ PAYLOAD_TYPES: dict[str, dict[str, Callable[[Any], bool]]] = {
                  "eta_s": _num_or_none},
     "metric": {"step": _int, "values": _numbers},
     "memory": {k: _num_or_none for k in EVENT_FIELDS["memory"]},
-    "check": {"item": _str, "status": lambda v: v in CHECK_STATUSES},
+    "check": {"item": _str, "status": lambda v: v in CHECK_STATUSES, "measured": _num_or_none},
     "sample": {"step": lambda v: v is None or _int(v), "bucket": _str_or_none,
                "prompt": _str_or_none, "output": _str_or_none},
     "advice": {"rule": _str_or_none, "symptom": _str_or_none, "action": _str_or_none},
@@ -131,6 +155,36 @@ def well_formed(obj: Any) -> bool:
             or not _str_or_none(obj.get("stage")):
         return False
     return all(check(obj.get(name)) for name, check in checks.items())
+
+
+def payload_problems(type: str, payload: dict[str, Any]) -> list[str]:
+    """What is wrong with a payload for ``type``: fields it does not declare, fields of the
+    wrong type (empty when it is what readers expect)."""
+    declared = EVENT_FIELDS.get(type)
+    if declared is None:
+        return [f"unknown event type {type!r}"]
+    problems = [f"{type}.{k} is not a declared field (add it to EVENT_FIELDS)"
+                for k in payload if k not in declared]
+    problems += [f"{type}.{k} = {payload.get(k)!r} has the wrong type"
+                 for k, check in PAYLOAD_TYPES.get(type, {}).items() if not check(payload.get(k))]
+    return problems
+
+
+STRICT_ENV = "WEB4TUI_STRICT_EVENTS"
+_log = logging.getLogger(__name__)
+_reported: set[str] = set()
+
+
+def _check_payload(type: str, payload: dict[str, Any]) -> None:
+    problems = payload_problems(type, payload)
+    if not problems:
+        return
+    if os.environ.get(STRICT_ENV) == "1":
+        raise ValueError("; ".join(problems))
+    for p in problems:
+        if p not in _reported:  # once per process: a loop must not fill the log
+            _reported.add(p)
+            _log.warning("event payload: %s", p)
 
 
 def no_json_constants(name: str) -> Any:
@@ -246,6 +300,7 @@ class EventWriter:
     def emit(self, type: str, stage: str | None = ..., **payload: Any) -> Event:  # type: ignore[assignment]
         if type not in EVENT_TYPES:
             raise ValueError(f"unknown event type {type!r}")
+        _check_payload(type, payload)
         ev = Event(type=type, seq=self.seq + 1, ts=round(time.time(), 3), run=self.run,
                    stage=self.stage if stage is ... else stage, payload=payload)
         line = encode(ev)

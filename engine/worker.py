@@ -65,24 +65,6 @@ def _setup_logging(log_path: Path) -> None:
     root.setLevel(logging.INFO)
 
 
-def backend_and_device(cfg: dict[str, Any]) -> tuple[str, str, str]:
-    """(backend, device, why), as :func:`engine.backends.select` decides them."""
-    choice = backends.select(cfg)
-    return choice.backend, choice.device, choice.why
-
-
-def precision_and_reason(cfg: dict[str, Any], backend: str) -> tuple[str, str]:
-    """The number format training will use and why (the run header states both)."""
-    if backend != "torch":
-        return "model dtype", "mlx trains in the dtype the model is stored in"
-    try:
-        from engine.backends.torch_device import place
-    except ImportError:
-        return "fp32", "torch is not installed"
-    placement = place(cfg)
-    return placement.precision, placement.why
-
-
 def work(run_dir: Path, stages: list[str], *, resume: bool = False,
          detach_output: bool = True, lock_fd: int | None = None,
          keep_going: bool = False) -> int:
@@ -121,8 +103,9 @@ def work(run_dir: Path, stages: list[str], *, resume: bool = False,
 def _run_stages(run: Run, cfg: dict[str, Any], stages: list[str],
                 writer: protocol.EventWriter, stop: StopFlag, resume: bool,
                 keep_going: bool = False) -> int:
-    backend, device, why = backend_and_device(cfg)
-    precision, precision_why = precision_and_reason(cfg, backend)
+    choice = backends.select(cfg)  # the run header states backend, device and precision
+    backend, device, why = choice.backend, choice.device, choice.why
+    precision, precision_why = choice.precision, choice.precision_why
     writer.emit("hello", stage=None, engine_version=__version__, pid=os.getpid(),
                 backend=backend, device=device, python=platform.python_version(),
                 argv=sys.argv, backend_reason=f"{why}; {precision}: {precision_why}",

@@ -13,6 +13,8 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Every event written in a test (and by the engines tests start) must match its declaration.
+os.environ.setdefault("WEB4TUI_STRICT_EVENTS", "1")
 
 
 @pytest.fixture

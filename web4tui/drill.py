@@ -85,7 +85,7 @@ def bad_lines(detail: dict[str, Any], run_dir: Path | None,
     out += ["", "[b]every bad line[/b] (file:line  reason, then what is wrong)"]
     for p in listed[:MAX_LINES]:
         # The message on its own line: file:line and reason stay whole at 80 columns.
-        out += [f"  {esc(_short(p['where']))}  [$error]{esc(p['reason'])}[/]",
+        out += [f"  {esc(short_path(p['where']))}  [$error]{esc(p['reason'])}[/]",
                 f"      {esc(p['message'])}"]
     shown = len(listed[:MAX_LINES])
     if sum(counts.values()) > shown:
@@ -143,7 +143,7 @@ def samples(items: Iterable[dict[str, Any]]) -> list[str]:
     """Each sample as the model sees it; the trained tokens (the completion) between ⟦ ⟧."""
     out: list[str] = []
     for i, s in enumerate(items, 1):
-        out += [f"[b]sample {i}[/b]  {esc(_short(str(s.get('record', ''))))}  bucket "
+        out += [f"[b]sample {i}[/b]  {esc(short_path(str(s.get('record', ''))))}  bucket "
                 f"{esc(s.get('bucket', '?'))}  prompt {_num(s.get('prompt_tokens'))} tokens, "
                 f"trained {_num(s.get('trained_tokens'))} tokens",
                 esc(str(s.get("prompt", "")).rstrip("\n")),
@@ -305,7 +305,7 @@ def _num(v: Any) -> str:
     return "—" if v is None else str(v)
 
 
-def _short(where: str) -> str:
+def short_path(where: str) -> str:
     """A path under the working directory reads relative to it."""
     cwd = os.getcwd() + os.sep
     return where[len(cwd):] if where.startswith(cwd) else where

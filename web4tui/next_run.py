@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from web4tui import engine_client
+from web4tui.drill import short_path
 from web4tui.runfolder import RunFolder
 
 DEFAULT_MODEL = "SmolLM2-135M-Instruct (embedded)"
@@ -45,6 +46,7 @@ def describe(cfg: dict[str, Any] | None) -> str:
     device = train.get("device", "auto")
     backend = str(train.get("backend", "auto")) + ("" if device == "auto" else f"/{device}")
     # The model last: a long hub id is what gets ellipsised on a narrow terminal.
-    return (f"data {', '.join(map(str, data.get('train', [])))} · eval "
-            f"{', '.join(map(str, data.get('eval', []))) or 'none'} │ backend {backend} │ "
-            f"model {DEFAULT_MODEL if mid in ('', 'default') else mid}")
+    return (f"data {', '.join(short_path(str(p)) for p in data.get('train', []))} · eval "
+            f"{', '.join(short_path(str(p)) for p in data.get('eval', [])) or 'none'} │ "
+            f"backend {backend} │ "
+            f"model {DEFAULT_MODEL if mid in ('', 'default') else short_path(mid)}")

@@ -53,23 +53,27 @@ def run_state(run: RunFolder) -> str:
 
 
 def best_eval(run: RunFolder) -> float | None:
-    """The best eval score this run reported: ``summary.score`` of an eval stage, else the
-    mean of its eval items' measured values."""
+    """The best eval score this run reported, in points (0-100): ``summary.score`` of an eval
+    stage, else the mean of its eval items' measured shares (in a run whose checks carry no
+    ``measured`` yet, the first number of their display text)."""
     best: float | None = None
-    values: list[float] = []
+    measured: list[float] = []
+    shown: list[float] = []  # read from the display text: events written before `measured`
     for ev in _tail_events(run):
         if ev.stage != "eval":
             continue
         if ev.type == "stage_started":
-            values = []
+            measured, shown = [], []
         elif ev.type == "check" and isinstance(ev.get("item"), str) \
                 and ev.get("item") != "eval.logged":
-            v = _number(ev.get("value"))
-            if v is not None:
-                values.append(v)
+            if ev.get("measured") is not None:
+                measured.append(100.0 * ev.get("measured"))  # a share: 0.96 is 96 points
+            elif (v := _number(ev.get("value"))) is not None:
+                shown.append(v)
         elif ev.type == "stage_finished":
             summary = ev.get("summary") or {}
             score = _number(summary.get("score")) if isinstance(summary, dict) else None
+            values = measured or shown
             if score is None and values:
                 score = sum(values) / len(values)
             if score is not None:

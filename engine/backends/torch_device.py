@@ -1,4 +1,5 @@
-"""Device and precision for torch: mps > cuda > cpu, and the fastest safe number format.
+"""What torch trains with, as :func:`engine.backends.select` chose it: the device, and the
+number format as a torch dtype with autocast and loss scaling.
 
 bf16 where the hardware does it natively and it is really faster (see
 :mod:`engine.backends.precision_probe`: CPU flags, then a timed matmul cached per machine);
@@ -13,7 +14,9 @@ from typing import Any
 
 import torch
 
-from engine.backends import pick_device
+from engine.backends import Choice, select
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
 @dataclass(frozen=True)
@@ -26,22 +29,15 @@ class Placement:
 
     @property
     def precision(self) -> str:
-        return {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}[self.dtype]
+        return {dtype: name for name, dtype in DTYPES.items()}[self.dtype]
 
 
-def place(cfg: dict[str, Any]) -> Placement:
-    from engine.backends import precision_probe as probe
-
-    device = pick_device(cfg["train"]["device"])
-    want = cfg["train"]["precision"]
-    if want == "auto":
-        name, why = probe.choose(device, cfg)
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[name]
-    else:
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[want]
-        why = "set in the config"
-    return Placement(device=device, dtype=dtype, autocast=dtype != torch.float32,
-                     loss_scaling=dtype == torch.float16, why=why)
+def place(cfg: dict[str, Any], choice: Choice | None = None) -> Placement:
+    """Training's placement, from ``choice`` (or :func:`select` for torch on ``cfg``)."""
+    choice = choice or select(cfg, backend="torch")
+    dtype = DTYPES[choice.precision]
+    return Placement(device=choice.device, dtype=dtype, autocast=dtype != torch.float32,
+                     loss_scaling=dtype == torch.float16, why=choice.precision_why)
 
 
 def memory_reader(device: str):

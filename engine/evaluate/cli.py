@@ -171,11 +171,9 @@ def evaluate_main(paths: list[str], *, source: tuple[str, str] | None, run: str 
 
 def _layer(base: dict[str, Any], config_file: str | None, sets: list[str]) -> dict[str, Any]:
     """The run's config, then --config, then --set (validated like any config)."""
-    import tomllib
-
     cfg = base
     if config_file:
-        cfg = config._merge(cfg, tomllib.loads(Path(config_file).read_text(encoding="utf-8")))
+        cfg = config._merge(cfg, config.read_file(config_file))
     for s in sets:
         cfg = config._merge(cfg, config.parse_set(s))
     config.validate(cfg, source="--set")

@@ -30,6 +30,7 @@ class Gate:
     passed: bool | None  # None: nothing to judge
     value: str
     detail: dict[str, Any]
+    measured: float | None = None  # the number judged: probes right, or the share right
 
 
 def mini_records(cfg: dict[str, Any]) -> list[Record]:
@@ -53,7 +54,8 @@ def gates(result: EvalResult, cfg: dict[str, Any]) -> list[Gate]:
                                     else r.verdict.checks.get(check))]
         bad = [{"id": r.record.id, "reasons": r.verdict.reasons} for r in probes if r not in ok]
         out.append(Gate(item, len(ok) == n if len(probes) == n and n else None,
-                        f"{len(ok)}/{len(probes)}", {"failures": bad, "asked": n}))
+                        f"{len(ok)}/{len(probes)}", {"failures": bad, "asked": n},
+                        float(len(ok)) if probes else None))
     for item, bucket, key in (("mini.eval_tool", "tool", "target_tool"),
                               ("mini.eval_style", "style", "target_style"),
                               ("mini.eval_guardrail", "guardrail", "target_guardrail")):
@@ -64,7 +66,7 @@ def gates(result: EvalResult, cfg: dict[str, Any]) -> list[Gate]:
         share = sum(r.verdict.passed for r in rows) / len(rows)
         out.append(Gate(item, share >= mini[key] - 1e-9, f"{100 * share:.1f}% "
                         f"({sum(r.verdict.passed for r in rows)}/{len(rows)})",
-                        {"target": mini[key], "n": len(rows)}))
+                        {"target": mini[key], "n": len(rows)}, share))
     return out
 
 
@@ -85,5 +87,5 @@ def prove_mini(ctx: Any, answer_fn: AnswerFn,
     result, found = run_gates(answer_fn, ctx.cfg, records)
     for g in found:
         status = "skip" if g.passed is None else ("pass" if g.passed else "fail")
-        ctx.check(g.item, status, g.value, detail=g.detail)
+        ctx.check(g.item, status, g.value, detail=g.detail, measured=g.measured)
     return result

@@ -1,5 +1,8 @@
 """The house linter (ruff with ``data/ruff.toml``) over answers' code, many at once.
 
+A house configuration that is missing is a warning, not a failure: answers are then linted
+with ruff's own defaults, so an export or evaluation run outside the project still works.
+
 Starting ruff costs more than linting one snippet, so :meth:`Linter.prime` lints every code
 snippet of an evaluation in one ruff process (files in a temporary folder) and later calls are
 served from the cache; a snippet not primed is linted on its own.
@@ -8,6 +11,7 @@ served from the cache; a snippet not primed is linted on its own.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -15,6 +19,9 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
+_warned: set[str] = set()  # a missing configuration is said once per process, not per linter
 
 
 class LintError(RuntimeError):
@@ -43,7 +50,11 @@ class Linter:
     def __init__(self, config_path: str | os.PathLike[str] | None) -> None:
         self.config = Path(config_path) if config_path else None
         if self.config is not None and not self.config.is_file():
-            raise LintError(f"{self.config}: ruff configuration not found (eval.ruff_config)")
+            if str(self.config) not in _warned:
+                _warned.add(str(self.config))
+                log.warning("%s: ruff configuration not found (eval.ruff_config); style answers "
+                            "are linted with ruff's defaults", self.config)
+            self.config = None
         self.binary = ruff_binary()
         self.cache: dict[str, list[dict[str, Any]]] = {}
 

@@ -174,7 +174,8 @@ def prove(ctx: Any, result: EvalResult, logged: dict[str, Path] | None) -> None:
             continue
         passed = round(t["value"] * t["n"])
         ctx.check(t["item"], "pass" if t["met"] else "fail",
-                  f"{pct(t['value'])} ({passed}/{t['n']})", detail=detail)
+                  f"{pct(t['value'])} ({passed}/{t['n']})", detail=detail,
+                  measured=float(t["value"]))
     if logged:
         ctx.check("eval.logged", "pass", f"{logged['markdown'].name}, {logged['csv'].name}",
                   detail={k: str(v) for k, v in logged.items()})

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from engine import models
-from engine.backends import pick_device
+from engine.backends import select
 from engine.context import Progress
 from engine.records import (
     REASONS,
@@ -141,10 +141,10 @@ def open_hf(folder: str | Path, cfg: dict[str, Any]) -> Source:
     base = base_model_for(folder, cfg) if is_adapter else folder
     tok_dir = folder if (folder / "tokenizer_config.json").exists() else base
     tok = models.load_tokenizer(tok_dir, cfg["model"]["trust_remote_code"])
-    device = pick_device(cfg["train"]["device"])
-    dtype = torch.float32 if device == "cpu" else torch.float16
+    choice = select(cfg, task="eval", backend="torch")  # a PEFT or HF folder runs on torch
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(choice.precision, torch.float32)
     model = AutoModelForCausalLM.from_pretrained(
-        base, dtype=dtype, trust_remote_code=cfg["model"]["trust_remote_code"]).to(device)
+        base, dtype=dtype, trust_remote_code=cfg["model"]["trust_remote_code"]).to(choice.device)
     if is_adapter:
         from peft import PeftModel
         model = PeftModel.from_pretrained(model, folder)

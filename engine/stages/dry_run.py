@@ -27,6 +27,6 @@ def run(ctx: StageContext) -> str:
     status, value, detail = curves.loss_falls(result.losses, target, window, dc["max_steps"])
     detail["tokens_per_s"] = round(result.tokens_per_s, 1)
     detail["records"] = data.summary()
-    ctx.check("dry_run.loss_falls", status, value, detail=detail)
+    ctx.check("dry_run.loss_falls", status, value, detail=detail, measured=detail.get("end"))
     prove_common(ctx, "dry_run", result)
     return ctx.status_from_checks() if result.status == "ok" else result.status

@@ -31,7 +31,7 @@ def run(ctx: StageContext) -> str:
     status, value, detail = curves.plateau(
         result.losses, fc["plateau_low"], fc["plateau_high"], tc["smoothing"],
         fc["plateau_fraction"], fc["plateau_max_change"], tc["curve_min_points"])
-    ctx.check("full.loss_plateau", status, value, detail=detail)
+    ctx.check("full.loss_plateau", status, value, detail=detail, measured=detail.get("final"))
     run_dir = Path(ctx.run_dir) if ctx.run_dir is not None else Path(cfg["run"]["outputs_dir"])
     ctx.check("full.adapter_saved", *verify_adapter(adapter_dir(run_dir, "full"), cfg))
     return ctx.status_from_checks()

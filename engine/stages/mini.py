@@ -27,7 +27,7 @@ def run(ctx: StageContext) -> str:
     status, value, detail = curves.stable_in_band(
         result.losses, mc["loss_band_low"], mc["loss_band_high"], tc["smoothing"],
         mc["stable_fraction"], tc["curve_min_points"])
-    ctx.check("mini.loss_stable", status, value, detail=detail)
+    ctx.check("mini.loss_stable", status, value, detail=detail, measured=detail.get("final"))
     prove_gates(ctx)
     return ctx.status_from_checks()
 

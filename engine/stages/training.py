@@ -50,7 +50,8 @@ def run_training(ctx: StageContext, stage: str, *, epochs: int, grad_accum: int,
 def backend_for(cfg: dict[str, Any]) -> Callable[[Path, Any, Any], loop.Backend]:
     """What builds the training backend :func:`engine.backends.select` chose (refusing early,
     before the model loads, a setting that backend cannot do)."""
-    if backends.select(cfg).backend == "mlx":
+    choice = backends.select(cfg)
+    if choice.backend == "mlx":
         try:
             from engine.backends.mlx_lora import MLXLoRA
         except ImportError as exc:
@@ -63,7 +64,7 @@ def backend_for(cfg: dict[str, Any]) -> Callable[[Path, Any, Any], loop.Backend]
     from engine.backends.torch_device import place
     from engine.backends.torch_lora import TorchLoRA
 
-    return lambda folder, tok, emit: TorchLoRA(cfg, folder, tok, place(cfg), emit)
+    return lambda folder, tok, emit: TorchLoRA(cfg, folder, tok, place(cfg, choice), emit)
 
 
 def adapter_dir(run_dir: Path, stage: str) -> Path:
@@ -101,7 +102,8 @@ def prove_common(ctx: StageContext, stage: str, result: Any) -> None:
         ctx.check(mem_item, "fail" if over else "pass",
                   f"peak {result.peak_memory_gb:.2f} GB of {result.budget_gb:.1f} GB budget",
                   detail={"peak_gb": result.peak_memory_gb, "budget_gb": result.budget_gb,
-                          "stopped": result.memory_stop})
+                          "stopped": result.memory_stop},
+                  measured=float(result.peak_memory_gb))
 
 
 def _items(stage: str) -> set[str]:

@@ -68,6 +68,9 @@ def test_the_eval_stage_scores_the_runs_adapter(tiny_run: tuple, monkeypatch: py
                                                    "template parses json")
     assert status == "failed"  # a random model misses the targets…
     assert checks["eval.tool_json_valid"]["status"] == "fail"
+    tool = checks["eval.tool_json_valid"]  # the number beside the text: a share, as judged
+    assert 0 <= tool["measured"] < 0.95
+    assert tool["value"].startswith(f"{100 * tool['measured']:.1f}%")
     assert checks["eval.logged"]["status"] == "pass"  # …and says so in the log
     progress = [e for e in events if e["type"] == "progress"]
     assert progress[-1]["done"] == progress[-1]["total"] == 10

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -131,20 +132,27 @@ def test_unsupported_architecture_is_refused_by_name(tmp_path: Path, tiny_base: 
     assert "convert_script" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_export_any_model_folder_from_the_command_line(tmp_path: Path, tiny_base: Path) -> None:
-    out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "engine", "export", "--model", str(tiny_base),
-                           "--quant", "q4_k_m", "--out", str(out),
-                           "--set", f"data.eval=['{ROOT / 'data' / 'eval'}']",
+def test_export_any_model_folder_from_the_command_line_in_an_empty_folder(
+        tmp_path: Path, tiny_base: Path) -> None:
+    # Run from a folder that holds nothing: the eval records, tools and house lint config
+    # come from the project, the GGUF lands in ./outputs/exports/<model>/.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    proc = subprocess.run([sys.executable, "-m", "web4tui", "export", "--model", str(tiny_base),
+                           "--quant", "q4_k_m",
                            "--set", "export.parity_prompts=3",
                            "--set", "export.parity_eval_per_bucket=2",
                            "--set", "export.eval_max_new_tokens=16"],
-                          capture_output=True, text=True, cwd=ROOT)
+                          capture_output=True, text=True, cwd=empty, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "✓ PASS Converted to GGUF" in proc.stdout
     assert "✓ PASS Quantized q4_k_m" in proc.stdout
     assert "- SKIP Merged" in proc.stdout
-    assert (out / "llama-q4_k_m.gguf").exists()
+    assert "✓ PASS GGUF eval within" in proc.stdout, proc.stdout  # scored on data/eval
+    assert "ruff configuration not found" not in proc.stderr
+    assert (empty / "outputs" / "exports" / "llama" / "llama-q4_k_m.gguf").exists()
 
 
 def test_score_comparison_allows_one_point_and_shows_the_table() -> None:

@@ -93,6 +93,10 @@ def test_dry_run_passes_when_the_target_is_reached(outputs: Path, tiny: Path) ->
                                            "dry_run.loss_window": 2}))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "target reached" in proc.stdout
+    # each check carries the number it judged beside its text
+    checks = {e.get("item"): e for e in events(outputs / "reach") if e.type == "check"}
+    assert checks["dry_run.loss_falls"].get("measured") < 11.6
+    assert checks["dry_run.memory"].get("measured") > 0
 
 
 def test_a_nan_loss_stops_at_its_step_and_keeps_the_last_good_checkpoint(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 
+from engine import config
 from web4tui.next_run import NextRun
 from web4tui.screens.edit_setting import EditSettingScreen
 
@@ -71,7 +73,8 @@ def test_the_command_line_opens_the_app_only_on_a_valid_config() -> None:
 
 def test_attach_overrides_apply_on_top_of_the_run_s_own_config(runs) -> None:
     run = runs("passing")
-    text = (run.root / "config.toml").read_text().replace('"data/train"', '"their/data"')
-    (run.root / "config.toml").write_text(text)
+    saved = tomllib.loads((run.root / "config.toml").read_text())
+    saved["data"]["train"] = ["their/data"]
+    (run.root / "config.toml").write_text(config.dumps(saved))
     cfg = NextRun(None, ["lora.r=16"]).resolve(run)
     assert cfg["lora"]["r"] == 16 and cfg["data"]["train"] == ["their/data"]

@@ -92,3 +92,20 @@ def test_bf16_loss_and_gradients_stay_close_to_fp32(tmp_path) -> None:
     assert abs(l16 - l32) / l32 < 0.02
     assert torch.nn.functional.cosine_similarity(g16, g32, dim=0) > 0.98
     assert (g16.norm() / g32.norm() - 1).abs() < 0.05
+
+
+def test_select_owns_the_number_format_for_training_and_evaluation(tmp_path, monkeypatch,
+                                                                   timed) -> None:
+    from engine.backends import select
+
+    monkeypatch.setattr(probe, "cpu_flags", lambda: ("AMD EPYC (AVX2)", set()))
+    train = select(_cfg(tmp_path, "train.backend=torch"))
+    assert (train.backend, train.device, train.precision) == ("torch", "cpu", "fp32")
+    assert train.precision_why == place(_cfg(tmp_path)).why  # what training is placed with
+    chosen = select(_cfg(tmp_path, "train.precision=bf16"))
+    assert (chosen.precision, chosen.precision_why) == ("bf16", "set in the config")
+    assert place(_cfg(tmp_path), chosen).dtype == torch.bfloat16
+    evaluating = select(_cfg(tmp_path, "train.precision=bf16"), task="eval")
+    assert (evaluating.device, evaluating.precision) == ("cpu", "fp32")  # greedy on the CPU
+    mlx = select(_cfg(tmp_path, "train.backend=mlx"))
+    assert mlx.precision == "model dtype" and timed["calls"] == 0

@@ -75,3 +75,35 @@ def test_every_event_type_documents_its_fields() -> None:
     for name in ("hello", "stage_started", "progress", "metric", "memory", "check", "sample",
                  "advice", "artifact", "log", "stage_finished", "error"):
         assert name in protocol.EVENT_FIELDS
+
+
+def test_writer_holds_payloads_to_their_declared_fields(tmp_path: Path, monkeypatch,
+                                                         caplog) -> None:
+    import pytest
+
+    monkeypatch.setenv(protocol.STRICT_ENV, "1")  # as in the test suite
+    w = EventWriter(tmp_path / "e.jsonl", "r")
+    try:
+        w.emit("check", item="eval.tool_json_valid", status="pass", value="96.0% (48/50)",
+               measured=0.96, target="≥ 95%", detail=None)
+        with pytest.raises(ValueError, match="check.score is not a declared field"):
+            w.emit("check", item="x", status="pass", score=1)
+        with pytest.raises(ValueError, match="check.measured = '96%' has the wrong type"):
+            w.emit("check", item="x", status="pass", measured="96%")
+        assert len(list(protocol.read_events(tmp_path / "e.jsonl"))) == 1  # nothing written
+        monkeypatch.delenv(protocol.STRICT_ENV, raising=False)  # a user's run: warn, go on
+        with caplog.at_level("WARNING"):
+            w.emit("progress", done=1, total=2, unit="steps", eta_s=None, speed=3.0)
+            w.emit("progress", done=2, total=2, unit="steps", eta_s=None, speed=3.0)
+        assert caplog.text.count("progress.speed is not a declared field") == 1
+        written = list(protocol.read_events(tmp_path / "e.jsonl"))
+        assert [e.get("speed") for e in written][1:] == [3.0, 3.0]
+    finally:
+        w.close()
+
+
+def test_the_fields_the_engine_writes_are_declared() -> None:
+    f = protocol.EVENT_FIELDS
+    assert {"backend_reason", "precision", "precision_reason"} <= set(f["hello"])
+    assert "device_cache_gb" in f["memory"] and "message" in f["progress"]
+    assert "change" in f["advice"] and "measured" in f["check"]

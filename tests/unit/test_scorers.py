@@ -198,3 +198,16 @@ def test_pathological_code_fails_instead_of_crashing_the_scorer() -> None:
     for garbage in ("-" * 100000 + "1", "a" + ".b" * 100000):
         v = score_style(garbage, "def f() -> int:\n    return 1\n", rules)
         assert not v.passed and not v.checks["syntax_ok"]
+
+
+def test_a_missing_house_lint_config_warns_and_lints_with_ruff_defaults(tmp_path, caplog
+                                                                       ) -> None:
+    code = "import os\n\ndef camelCase():\n    return 1\n"
+    house = {f["code"] for f in Linter(ROOT / "data" / "ruff.toml")(code)}
+    with caplog.at_level("WARNING"):
+        lint = Linter(tmp_path / "missing" / "ruff.toml")
+    assert "ruff configuration not found (eval.ruff_config)" in caplog.text
+    assert "ruff's defaults" in caplog.text
+    found = {f["code"] for f in lint(code)}
+    assert "F401" in found  # ruff's default rules still run ...
+    assert "N802" in house and "N802" not in found  # ... without the house's naming rules
