@@ -227,6 +227,10 @@ class EventReader:
         self.skipped = 0  # malformed or unknown lines seen so far
 
     def poll(self, max_bytes: int | None = None) -> list[Event]:
+        return self.decode_lines(self.new_lines(max_bytes))
+
+    def new_lines(self, max_bytes: int | None = None) -> list[bytes]:
+        """The complete lines written since the last call (at most ``max_bytes`` read)."""
         try:
             with open(self.path, "rb") as fh:
                 fh.seek(self.offset)
@@ -236,9 +240,12 @@ class EventReader:
         if not chunk:
             return []
         self.offset += len(chunk)
-        data = self._partial + chunk
-        lines = data.split(b"\n")
+        lines = (self._partial + chunk).split(b"\n")
         self._partial = lines.pop()  # b"" when the chunk ended on a newline
+        return lines
+
+    def decode_lines(self, lines: list[bytes]) -> list[Event]:
+        """The well-formed events among ``lines``; the malformed ones are counted as skipped."""
         events = []
         for raw in lines:
             ev = decode(raw)
