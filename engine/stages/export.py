@@ -236,7 +236,8 @@ def _eval_parity(ctx: StageContext, model_dir: Path, quantized: quant.QuantResul
     ctx.check("export.parity", "pass" if ok else "fail",
               value=f"largest difference {worst:.1f} points over {len(rows)} metrics",
               detail={"table": eval_parity.table(rows),
-                      "rows": [r.__dict__ | {"diff": r.diff} for r in rows]})
+                      "rows": [r.__dict__ | {"diff": r.diff} for r in rows]},
+              measured=float(worst))
 
 
 def _stops(model_dir: Path) -> tuple[list[int], list[str]]:

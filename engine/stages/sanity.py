@@ -76,7 +76,8 @@ def prove(ctx: StageContext, report: Report) -> None:
         status, value = "warn", f"{sum(syntax.values())} lines to look at"
     else:
         status, value = "pass", f"{report.lines:,} lines OK in {len(report.files)} files"
-    ctx.check("sanity.valid_jsonl", status, value, detail=detail)
+    ctx.check("sanity.valid_jsonl", status, value, detail=detail,
+              measured=float(sum(syntax.values())))
 
     fields = {r: counts[r] for r in FIELD_REASONS if counts.get(r)}
     # Every item below is measured on the training split: eval records never stand in for it.
@@ -120,7 +121,7 @@ def prove(ctx: StageContext, report: Report) -> None:
     ctx.check("sanity.avg_tokens", "pass" if rendered and mean < sc["max_avg_tokens"] else "fail",
               f"mean {mean:,.0f} tokens (p95 {tstats['p95']:,}, max {tstats['max']:,})"
               if rendered else "no training records to measure",
-              detail=tok_detail)
+              detail=tok_detail, measured=float(mean) if rendered else None)
 
     rt = report.roundtrip if rendered else {"reason": "no training records"}
     ctx.check("sanity.roundtrip", "fail" if rt.get("failed") else ("pass" if rt.get("checked")
@@ -172,4 +173,5 @@ def _prove_fits(ctx: StageContext, report: Report, listed: list[dict[str, Any]],
     else:
         status = "pass"
         value = "every record fits " + ", ".join(f"{s} {n}" for s, n in limits.items())
-    ctx.check("sanity.fits_seq_len", status, value, detail=detail)
+    ctx.check("sanity.fits_seq_len", status, value, detail=detail,
+              measured=float(over_longest) if rendered else None)

@@ -93,6 +93,11 @@ def test_human_report_lists_file_line_and_counts_and_fails(bad_report) -> None:
     assert st["sanity.fits_seq_len"] == "fail"
     valid = next(c for c in out["checks"] if c["item"] == "sanity.valid_jsonl")
     assert "too_long" not in valid["detail"]["problems"]
+    # Each numeric item carries the number it judged beside its display text.
+    measured = {c["item"]: c.get("measured") for c in out["checks"]}
+    assert measured["sanity.valid_jsonl"] == sum(valid["detail"]["problems"].values()) > 0
+    assert measured["sanity.fits_seq_len"] >= 1
+    assert measured["sanity.avg_tokens"] > 0
 
 
 def test_duplicates_can_be_made_warnings(tmp_path: Path) -> None:
