@@ -20,12 +20,14 @@ VERSION = 1
 
 #: Event types and the payload fields each carries (documentation and a light check for tests).
 EVENT_FIELDS: dict[str, tuple[str, ...]] = {
-    "hello": ("engine_version", "pid", "backend", "device", "python", "argv"),
+    "hello": ("engine_version", "pid", "backend", "device", "python", "argv",
+              "launcher", "world_size", "dist_backend", "devices"),
     "stage_started": ("title", "total"),
     "progress": ("done", "total", "unit", "eta_s"),
     "metric": ("step", "values"),
     "memory": (
         "rss_gb", "device_gb", "device_peak_gb", "system_used_gb", "system_total_gb", "budget_gb",
+        "ranks",  # with several training processes: each one's figures (the rest: the max)
     ),
     "check": ("item", "status", "value", "target", "detail"),
     "sample": ("step", "bucket", "prompt", "output", "verdict"),
@@ -108,7 +110,7 @@ PAYLOAD_TYPES: dict[str, dict[str, Callable[[Any], bool]]] = {
     "progress": {"done": _num_or_none, "total": _num_or_none, "unit": _str_or_none,
                  "eta_s": _num_or_none},
     "metric": {"step": _int, "values": _numbers},
-    "memory": {k: _num_or_none for k in EVENT_FIELDS["memory"]},
+    "memory": {k: _num_or_none for k in EVENT_FIELDS["memory"] if k != "ranks"},
     "check": {"item": _str, "status": lambda v: v in CHECK_STATUSES},
     "sample": {"step": lambda v: v is None or _int(v), "bucket": _str_or_none,
                "prompt": _str_or_none, "output": _str_or_none},
