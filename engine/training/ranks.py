@@ -163,7 +163,7 @@ def failed(ctx: StageContext, plan: TrainPlan, n: int, folder: Path, code: int,
     who = f"training process {rank} of {n}" if rank is not None else "a training process"
     own = _stderr_tail(folder, rank)
     ctx.emit("error", message=f"{who} ended: {cause}; the stage stopped on every process",
-             detail="\n".join(own or tail),
+             detail="\n".join([*own[-12:], *tail]),
              hint=("See engine.log (and ranks/<stage>/logs/) for every process's output; "
                    "continue with --resume from the last checkpoint."))
     return TrainResult(status="failed", losses=relay.losses, grad_norms=relay.grad_norms,
