@@ -87,8 +87,8 @@ def main(spec_path: str) -> int:
         model_dir, tok, data, renderer = materials(ctx, plan.stage)
         backend = backend_for(cfg)(model_dir, tok, emit, world)
         try:
-            result = loop.train(ctx, plan, data, backend, tok,
-                                probe_records(cfg) if world.main else [], renderer, world=world)
+            result = loop.train(ctx, plan, data, backend, tok, probe_records(cfg), renderer,
+                                world=world)
             state = dataclasses.asdict(result)
         except Cancelled:
             state = {"status": "cancelled"}

@@ -82,7 +82,9 @@ class Backend(Protocol):
         """What to do about a device error."""
 
     def save_state(self, folder: Path) -> None:
-        """Write adapter weights, optimizer and RNG state (safetensors + JSON) into folder."""
+        """Write adapter weights, optimizer and RNG state (safetensors + JSON) into folder.
+        A backend whose ``collective`` attribute is true (weights sharded across processes)
+        is called on every process, with None but on the first; so is save_adapter."""
 
     def load_state(self, folder: Path) -> None:
         """Read what :meth:`save_state` wrote; raises StateError when it cannot."""
@@ -143,6 +145,8 @@ class _Run:
         self.result = TrainResult(status="ok", total_steps=self.total,
                                   placement=backend.placement)
         self.sampled_at = self.saved_at = -1
+        # sharded weights: every process takes part in saving and sampling, the first writes
+        self._collective = bool(getattr(backend, "collective", False))
 
     # -- the loop -----------------------------------------------------------------------------
     def run(self) -> TrainResult:
@@ -250,8 +254,8 @@ class _Run:
 
     # -- samples ------------------------------------------------------------------------------
     def samples(self, step: int) -> None:
-        if not self.world.main or not self.probes or self.renderer is None \
-                or step == self.sampled_at:
+        if not (self.world.main or self._collective) or not self.probes \
+                or self.renderer is None or step == self.sampled_at:
             return
         self.sampled_at = step
         stops = stop_tokens(self.tok)
@@ -267,7 +271,9 @@ class _Run:
     def save(self, step: int) -> None:
         if step == 0 or step == self.saved_at:
             return
-        if not self.world.main:  # one writer; the others hold the same weights
+        if not self.world.main:  # one writer; the others hold the same weights (or shards)
+            if self._collective:
+                self.backend.save_state(None)
             self.saved_at = step
             return
         root = self.plan.checkpoint_root
@@ -306,6 +312,8 @@ class _Run:
 
     def save_adapter(self) -> None:
         if not self.world.main:
+            if self._collective:
+                self.backend.save_adapter(None)
             return
         out = self.plan.adapter_dir
         run_config = Path(self.ctx.run_dir) / "config.toml" if self.ctx.run_dir else None

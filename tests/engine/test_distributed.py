@@ -103,13 +103,17 @@ def wait_gone(pid: int, limit_s: float) -> float:
     return time.monotonic() - t0
 
 
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
 def test_two_processes_follow_the_one_process_losses(outputs_dir: Path, sets: list[str],
-                                                     one: Path) -> None:
+                                                     one: Path, strategy: str) -> None:
     from safetensors.numpy import load_file
 
-    proc = web4tui(outputs_dir, "run", "dry_run", "--run", "two", sets=sets, processes=2)
-    two = outputs_dir / "two"
-    assert "on 2 processes under torch.distributed.run" in proc.stdout, proc.stdout
+    proc = web4tui(outputs_dir, "run", "dry_run", "--run", f"two-{strategy}",
+                   sets=[*sets, f"train.strategy={strategy}", "train.sample_every=4"],
+                   processes=2)
+    two = outputs_dir / f"two-{strategy}"
+    assert f"on 2 processes under torch.distributed.run ({strategy}, gloo" in proc.stdout, \
+        proc.stdout + proc.stderr
     a, b = losses(one), losses(two)
     assert list(a) == list(b) == list(range(1, STEPS + 1))
     for step in a:
@@ -128,6 +132,9 @@ def test_two_processes_follow_the_one_process_losses(outputs_dir: Path, sets: li
     memory = events(two, "memory")
     assert memory and all([r["rank"] for r in m.get("ranks")] == [0, 1] for m in memory)
     assert all(m.get("rss_gb") == max(r["rss_gb"] for r in m.get("ranks")) for m in memory)
+    # samples come once per sample step, also when every process must take part (fsdp)
+    assert {e.get("step") for e in events(two, "sample")} == {4, STEPS}
+    assert len(events(two, "sample")) == len(events(one, "sample")) * 2
     # the first process wrote the checkpoint and the adapter once; the second logged
     assert [e.get("kind") for e in events(two, "artifact")] == ["checkpoint", "adapter"]
     assert " rank1 " in (two / "engine.log").read_text()
