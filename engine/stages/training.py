@@ -38,6 +38,9 @@ def run_training(ctx: StageContext, stage: str, *, epochs: int, grad_accum: int,
     plan = TrainPlan(stage=stage, grad_accum=grad_accum, epochs=epochs, max_steps=max_steps,
                      stop_when=stop_when, checkpoint_root=run_dir / "checkpoints" / stage,
                      adapter_dir=adapter_dir(run_dir, stage), resume=ctx.resume)
+    if n == 1 and cfg["train"]["processes"] not in ("auto", 1):
+        ctx.emit("log", level="warning", message=f"train.processes = "
+                 f"{cfg['train']['processes']} is taken as 1: {why}")
     if n > 1:
         if grad_accum < n:
             ctx.emit("log", level="warning", message=(
