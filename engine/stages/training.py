@@ -49,7 +49,7 @@ def run_training(ctx: StageContext, stage: str, *, epochs: int, grad_accum: int,
         ctx.emit("log", level="info", message=(
             f"training {stage} on {n} processes under {ranks.LAUNCHER} "
             f"({cfg['train']['strategy']}, {distributed.transport(choice.device)}; {why})"))
-        result = ranks.train(ctx, plan, n)
+        result = ranks.train(ctx, plan, n, run_dir)
     else:
         result = loop.train(ctx, plan, data, make_backend(folder, tok, ctx.emit), tok,
                             probe_records(cfg), renderer)

@@ -74,14 +74,14 @@ def command(cfg: dict[str, Any], n: int, folder: Path) -> list[str]:
             "-m", ENTRY, str(folder / "spec.json")]
 
 
-def train(ctx: StageContext, plan: TrainPlan, n: int) -> TrainResult:
+def train(ctx: StageContext, plan: TrainPlan, n: int, run_dir: Path) -> TrainResult:
     """Run the stage's loop on ``n`` processes; returns the first one's result (raises
     Cancelled on a stop, like the loop itself)."""
-    folder = folder_for(ctx.run_dir, plan.stage)
+    folder = folder_for(run_dir, plan.stage)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     atomic_write(folder / "spec.json", json.dumps({
-        "cfg": ctx.cfg, "run_dir": str(ctx.run_dir), "plan": plan_to_json(plan),
+        "cfg": ctx.cfg, "run_dir": str(run_dir), "plan": plan_to_json(plan),
         "engine": protocol.pid_file_text()}))
     env = dict(os.environ)
     # the processes share the cores; torch.distributed.run would give each a single thread
@@ -157,6 +157,8 @@ def failed(ctx: StageContext, plan: TrainPlan, n: int, folder: Path, code: int,
            tail: list[str], relay: _Relay) -> TrainResult:
     """A process died or failed: say which, how, and what it wrote last."""
     text = "\n".join(tail)
+    # the launcher lists the processes it ended itself first; the one that died comes last
+    text = text[text.rfind("Root Cause"):] if "Root Cause" in text else text
     rank = _field(text, "rank")
     exitcode = _field(text, "exitcode")
     cause = _field(text, "traceback") or f"exit code {exitcode or code}"

@@ -64,3 +64,47 @@ def test_processes_is_auto_or_a_number(value: str) -> None:
 def test_other_process_counts_are_refused(value: str) -> None:
     with pytest.raises(config.ConfigError, match="train.processes"):
         config.load(None, [f"train.processes={value}"])
+
+
+LAUNCHER_SUMMARY = """\
+torch.distributed.elastic.multiprocessing.errors.ChildFailedError:
+============================================================
+engine.stages.training_rank FAILED
+------------------------------------------------------------
+Failures:
+[1]:
+  time      : 2026-12-01_14:34:13
+  host      : localhost
+  rank      : 0 (local_rank: 0)
+  exitcode  : -15 (pid: 6391)
+  error_file: <N/A>
+  traceback : Signal 15 (SIGTERM) received by PID 6391
+------------------------------------------------------------
+Root Cause (first observed failure):
+[0]:
+  time      : 2026-12-01_14:34:12
+  host      : localhost
+  rank      : 1 (local_rank: 1)
+  exitcode  : -9 (pid: 6392)
+  error_file: <N/A>
+  traceback : Signal 9 (SIGKILL) received by PID 6392
+============================================================"""
+
+
+def test_a_failure_names_the_process_that_died_not_those_the_launcher_ended(tmp_path) -> None:
+    from pathlib import Path
+
+    from engine.context import StageContext
+    from engine.training import ranks
+    from engine.training.plan import TrainPlan
+
+    seen = []
+    ctx = StageContext(cfg=config.defaults(), emit=lambda type, **p: seen.append((type, p)))
+    plan = TrainPlan(stage="dry_run", grad_accum=2, epochs=1, max_steps=4, stop_when=None,
+                     checkpoint_root=Path(tmp_path), adapter_dir=Path(tmp_path))
+    relay = ranks._Relay(ctx, tmp_path / "none.jsonl")
+    result = ranks.failed(ctx, plan, 2, tmp_path, 1, LAUNCHER_SUMMARY.splitlines(), relay)
+    (kind, error), = seen
+    assert kind == "error" and result.status == "failed"
+    assert error["message"].startswith("training process 1 of 2 ended: Signal 9 (SIGKILL)")
+    assert "Root Cause" in error["detail"]
