@@ -46,10 +46,12 @@ def run_training(ctx: StageContext, stage: str, *, epochs: int, grad_accum: int,
             ctx.emit("log", level="warning", message=(
                 f"{stage}.grad_accum = {grad_accum} records per step on {n} processes: "
                 f"{n - grad_accum} of them idle each step; raise it to a multiple of {n}"))
+        pinned = pinned_precision(cfg)
         ctx.emit("log", level="info", message=(
             f"training {stage} on {n} processes under {ranks.LAUNCHER} "
-            f"({cfg['train']['strategy']}, {distributed.transport(choice.device)}; {why})"))
-        result = ranks.train(ctx, plan, n, run_dir)
+            f"({cfg['train']['strategy']}, {distributed.transport(choice.device)}, "
+            f"{pinned['train']['precision']} on every process; {why})"))
+        result = ranks.train(ctx, plan, n, run_dir, cfg=pinned)
     else:
         result = loop.train(ctx, plan, data, make_backend(folder, tok, ctx.emit), tok,
                             probe_records(cfg), renderer)
@@ -91,6 +93,14 @@ def backend_for(cfg: dict[str, Any]) -> Callable[..., loop.Backend]:
 
     return lambda folder, tok, emit, world=distributed.SINGLE: TorchLoRA(
         cfg, folder, tok, place(cfg), emit, world)
+
+
+def pinned_precision(cfg: dict[str, Any]) -> dict[str, Any]:
+    """``cfg`` with the number format decided once, here: processes that each timed their own
+    matmul could choose differently, and sharded weights must agree."""
+    from engine.backends.torch_device import place
+
+    return {**cfg, "train": {**cfg["train"], "precision": place(cfg).precision}}
 
 
 def adapter_dir(run_dir: Path, stage: str) -> Path:

@@ -74,14 +74,15 @@ def command(cfg: dict[str, Any], n: int, folder: Path) -> list[str]:
             "-m", ENTRY, str(folder / "spec.json")]
 
 
-def train(ctx: StageContext, plan: TrainPlan, n: int, run_dir: Path) -> TrainResult:
-    """Run the stage's loop on ``n`` processes; returns the first one's result (raises
-    Cancelled on a stop, like the loop itself)."""
+def train(ctx: StageContext, plan: TrainPlan, n: int, run_dir: Path,
+          cfg: dict[str, Any] | None = None) -> TrainResult:
+    """Run the stage's loop on ``n`` processes with ``cfg`` (the stage's when None); returns
+    the first one's result (raises Cancelled on a stop, like the loop itself)."""
     folder = folder_for(run_dir, plan.stage)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     atomic_write(folder / "spec.json", json.dumps({
-        "cfg": ctx.cfg, "run_dir": str(run_dir), "plan": plan_to_json(plan),
+        "cfg": cfg or ctx.cfg, "run_dir": str(run_dir), "plan": plan_to_json(plan),
         "engine": protocol.pid_file_text()}))
     env = dict(os.environ)
     # the processes share the cores; torch.distributed.run would give each a single thread

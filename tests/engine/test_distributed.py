@@ -112,7 +112,7 @@ def test_two_processes_follow_the_one_process_losses(outputs_dir: Path, sets: li
                    sets=[*sets, f"train.strategy={strategy}", "train.sample_every=4"],
                    processes=2)
     two = outputs_dir / f"two-{strategy}"
-    assert f"on 2 processes under torch.distributed.run ({strategy}, gloo" in proc.stdout, \
+    assert f"on 2 processes under torch.distributed.run ({strategy}, gloo, fp32" in proc.stdout, \
         proc.stdout + proc.stderr
     a, b = losses(one), losses(two)
     assert list(a) == list(b) == list(range(1, STEPS + 1))
