@@ -166,6 +166,9 @@ def schema() -> dict[str, Any]:
         if s.bound:
             op, limit = s.bound
             prop["minimum" if op == ">=" else "exclusiveMinimum"] = limit
+        if s.default == "auto" and s.bound:  # "auto" or a number from the bound up
+            prop = {"anyOf": [{"const": "auto"}, {"type": "integer", "minimum": s.bound[1]}],
+                    "description": s.doc}
         sec = sections.setdefault(s.section, {"type": "object", "properties": {},
                                               "additionalProperties": False})
         sec["properties"][s.key] = prop

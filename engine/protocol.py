@@ -32,6 +32,10 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
         "backend_reason",  # why this backend and device, and the precision with its reason
         "precision",  # number format training uses (bf16/fp16/fp32, or mlx's model dtype)
         "precision_reason",
+        "launcher",  # what started the training processes: "torch.distributed.run" or none
+        "world_size",  # how many training processes
+        "dist_backend",  # how they talk: "nccl" between GPUs, "gloo" on the CPU
+        "devices",  # the device each process trains on
     ),
     "stage_started": ("title", "total"),
     "progress": (
@@ -42,6 +46,7 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "memory": (
         "rss_gb", "device_gb", "device_peak_gb", "system_used_gb", "system_total_gb", "budget_gb",
         "device_cache_gb",  # MLX's buffer cache, held but reusable
+        "ranks",  # with several training processes: each one's figures (the rest: the max)
     ),
     "check": (
         "item", "status",
@@ -132,7 +137,7 @@ PAYLOAD_TYPES: dict[str, dict[str, Callable[[Any], bool]]] = {
     "progress": {"done": _num_or_none, "total": _num_or_none, "unit": _str_or_none,
                  "eta_s": _num_or_none},
     "metric": {"step": _int, "values": _numbers},
-    "memory": {k: _num_or_none for k in EVENT_FIELDS["memory"]},
+    "memory": {k: _num_or_none for k in EVENT_FIELDS["memory"] if k != "ranks"},
     "check": {"item": _str, "status": lambda v: v in CHECK_STATUSES, "measured": _num_or_none},
     "sample": {"step": lambda v: v is None or _int(v), "bucket": _str_or_none,
                "prompt": _str_or_none, "output": _str_or_none},

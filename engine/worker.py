@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import __version__, backends, checklist, protocol
+from engine.backends import distributed
 from engine.runs import Run, RunLock, atomic_write
 from engine.stages import runner
 from engine.stages.base import Cancelled, StageContext
@@ -109,7 +110,8 @@ def _run_stages(run: Run, cfg: dict[str, Any], stages: list[str],
     writer.emit("hello", stage=None, engine_version=__version__, pid=os.getpid(),
                 backend=backend, device=device, python=platform.python_version(),
                 argv=sys.argv, backend_reason=f"{why}; {precision}: {precision_why}",
-                precision=precision, precision_reason=precision_why)
+                precision=precision, precision_reason=precision_why,
+                **distributed.header(cfg, backend, device))
     log.info("engine %s pid %s: stages %s on %s/%s", __version__, os.getpid(), stages,
              backend, device)
     all_ok = True

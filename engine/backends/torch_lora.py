@@ -13,16 +13,18 @@ safetensors + JSON (:mod:`engine.backends.torch_state`), never pickle.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
 
-from engine.backends import StateError, torch_attention, torch_state
+from engine.backends import StateError, torch_attention, torch_sharding, torch_state
 from engine.backends.packing import Packed, pack_window
 from engine.backends.torch_device import Placement, explain_device_error, memory_reader
 from engine.examples import IGNORE, Example
+from engine.backends.distributed import SINGLE, World
 
 __all__ = ["TorchLoRA", "completion_loss", "load_model"]
 
@@ -81,8 +83,29 @@ def completion_loss(model: Any, packed: Packed, placement: Placement
     return loss, int(where.numel())
 
 
+class _Loss(torch.nn.Module):
+    """The completion loss as one module's forward, so data parallelism sees every pass."""
+
+    def __init__(self, model: Any, placement: Placement) -> None:
+        super().__init__()
+        self.model, self.p = model, placement
+
+    def forward(self, packed: Packed) -> torch.Tensor:
+        return completion_loss(self.model, packed, self.p)[0]
+
+
+#: What a process whose share of a step is empty runs (a step of 1 record on 2 processes):
+#: one token that trains nothing, so it still takes part in the gradient exchange.
+_NOTHING = Packed(ids=[0], target=[IGNORE], positions=[0], records=1)
+
+
 class TorchLoRA:
-    """The torch backend of :class:`engine.training.loop.Backend`."""
+    """The torch backend of :class:`engine.training.loop.Backend`.
+
+    With several processes (``world``) each runs its share of a step's records through
+    DistributedDataParallel, which averages the gradients once per step; the loss is scaled
+    by the number of processes so the average is the sum the whole window would give.
+    """
 
     name = "torch"
     memory_hint = ("Lower the stage's seq_len, enable train.gradient_checkpointing or raise "
@@ -90,8 +113,11 @@ class TorchLoRA:
     device_errors = (RuntimeError, torch.cuda.OutOfMemoryError)
 
     def __init__(self, cfg: dict[str, Any], model_dir: Path, tok: Any, placement: Placement,
-                 emit: Any) -> None:
+                 emit: Any, world: World = SINGLE) -> None:
         self.cfg, self.model_dir, self.tok, self.p = cfg, model_dir, tok, placement
+        self.world = world
+        #: sharded weights (fsdp): saving and sampling are steps every process takes
+        self.collective = world.size > 1 and world.strategy == "fsdp"
         self.placement = f"{placement.device}/{placement.precision}"
         self.model: Any = None
         self.steps = 0  # optimizer steps taken, for the scheduler record
@@ -106,6 +132,20 @@ class TorchLoRA:
     def load(self, learning_rate: float) -> None:
         torch.manual_seed(self.cfg["run"]["seed"])
         self.model = load_model(self.model_dir, self.cfg, self.p)
+        self.loss: Any = _Loss(self.model, self.p)
+        if self.collective:
+            self.loss = torch_sharding.shard(self.loss, self.model)
+        elif self.world.size > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            # Every process loads the same weights and seeds the same adapters: no broadcast
+            # of the whole base at start (init_sync=False), no buffers to keep in step.
+            self.loss = DDP(self.loss, device_ids=[self.world.local_rank]
+                            if self.p.device == "cuda" else None,
+                            init_sync=False, forward_sync_buffers=False,
+                            gradient_as_bucket_view=True)
+        if self.world.rank:  # its own dropout masks; the first keeps the one-process stream
+            torch.manual_seed(self.cfg["run"]["seed"] + self.world.rank)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.peak_lr = learning_rate
         self.opt = torch.optim.AdamW(self.params, lr=learning_rate,
@@ -116,17 +156,36 @@ class TorchLoRA:
     def step(self, window: Sequence[Example], step: int, trained_tokens: int
              ) -> tuple[float, float, int]:
         tc = self.cfg["train"]
-        step_loss = torch.zeros((), device=self.p.device)
-        for packed in pack_window(list(window), tc["pack_tokens"], tc["share_prefix_tokens"]):
-            loss_sum, _ = completion_loss(self.model, packed, self.p)
-            scaled = loss_sum / max(1, trained_tokens)
-            (self.scaler.scale(scaled) if self.scaler else scaled).backward()
-            step_loss += scaled.detach()
+        packs = list(pack_window(list(window), tc["pack_tokens"], tc["share_prefix_tokens"]))
+        if self.collective:  # every pass gathers each layer: all take as many passes
+            import torch.distributed as dist
+            most = torch.tensor([len(packs)], device=self.p.device)
+            dist.all_reduce(most, op=dist.ReduceOp.MAX)
+            packs += [_NOTHING] * (int(most) - len(packs))
+        elif not packs and self.world.size > 1:
+            packs = [_NOTHING]
+        # [loss over the window, tokens run]: summed over the processes in one exchange
+        totals = torch.zeros(2, dtype=torch.float64, device=self.p.device)
+        totals[1] = sum(len(e.input_ids) for e in window)
+        for i, packed in enumerate(packs):
+            # gradients are exchanged once, on a process's last pass of the step
+            quiet = self.world.size > 1 and not self.collective and i < len(packs) - 1
+            with self.loss.no_sync() if quiet else contextlib.nullcontext():
+                loss_sum = self.loss(packed)
+                scaled = loss_sum * self.world.size / max(1, trained_tokens)
+                (self.scaler.scale(scaled) if self.scaler else scaled).backward()
+            totals[0] += loss_sum.detach().double()
+        if self.world.size > 1:
+            import torch.distributed as dist
+            dist.all_reduce(totals)
         if self.scaler:
             self.scaler.unscale_(self.opt)
-        gnorm = torch.nn.utils.clip_grad_norm_(self.params, tc["max_grad_norm"])
+        gnorm = torch_sharding.whole(
+            torch.nn.utils.clip_grad_norm_(self.params, tc["max_grad_norm"]))
+        loss, tokens = (totals / torch.tensor([max(1, trained_tokens), 1.0],
+                                              dtype=torch.float64, device=self.p.device)).tolist()
         # the one host sync per step
-        return float(step_loss), float(gnorm), sum(len(e.input_ids) for e in window)
+        return loss, float(gnorm), int(tokens)
 
     def apply(self, lr: float) -> None:
         for group in self.opt.param_groups:
@@ -146,9 +205,18 @@ class TorchLoRA:
         return explain_device_error(exc, self.p.device)
 
     # -- state --------------------------------------------------------------------------------
-    def save_state(self, folder: Path) -> None:
-        self.model.save_pretrained(folder)
-        torch_state.save_optimizer(self.opt.state_dict(), folder)
+    def save_state(self, folder: Path | None) -> None:
+        """With sharded weights every process calls this (``folder`` None but on the first)."""
+        if self.collective:
+            weights = torch_sharding.full_adapter(self.model)
+            optimizer = torch_sharding.full_optimizer(self.opt)
+            if folder is None:
+                return
+            self.model.save_pretrained(folder, state_dict=weights)
+        else:
+            self.model.save_pretrained(folder)
+            optimizer = self.opt.state_dict()
+        torch_state.save_optimizer(optimizer, folder)
         # The loop owns the schedule; this records where it stood, in LambdaLR's outline.
         torch_state.save_scheduler({"last_epoch": self.steps, "base_lrs": [self.peak_lr],
                                     "_last_lr": [self.opt.param_groups[0]["lr"]]}, folder)
@@ -164,9 +232,13 @@ class TorchLoRA:
         except (SafetensorError, OSError) as exc:
             raise StateError(f"{folder}/adapter_model.safetensors: not readable "
                                   f"({str(exc)[:120]})") from None
-        set_peft_model_state_dict(self.model, weights)
         try:
-            self.opt.load_state_dict(torch_state.load_optimizer(folder))
+            if self.collective:
+                torch_sharding.load_adapter(self.model, weights)
+                torch_sharding.load_optimizer(self.opt, torch_state.load_optimizer(folder))
+            else:
+                set_peft_model_state_dict(self.model, weights)
+                self.opt.load_state_dict(torch_state.load_optimizer(folder))
             # the loop recomputes the schedule from the step; this is checked and counted
             self.steps = torch_state.load_scheduler(folder)["last_epoch"]
             torch_state.load_rng(folder)
@@ -181,7 +253,8 @@ class TorchLoRA:
                        add_special_tokens=False).input_ids.to(self.p.device)
         self.model.eval()
         try:
-            with torch.autocast(device_type=self.p.device, dtype=self.p.dtype,
+            with torch_sharding.unsharded(self.loss) if self.collective \
+                    else contextlib.nullcontext(), torch.autocast(device_type=self.p.device, dtype=self.p.dtype,
                                 enabled=self.p.autocast):
                 out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
                                           max_new_tokens=max_new_tokens, do_sample=False,
@@ -190,6 +263,11 @@ class TorchLoRA:
             self.model.train()
         return self.tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()
 
-    def save_adapter(self, folder: Path) -> str | None:
+    def save_adapter(self, folder: Path | None) -> str | None:
+        if self.collective:
+            weights = torch_sharding.full_adapter(self.model)
+            if folder is not None:
+                self.model.save_pretrained(folder, state_dict=weights)
+            return None
         self.model.save_pretrained(folder)
         return None

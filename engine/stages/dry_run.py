@@ -15,13 +15,10 @@ from engine.training.data import DataError
 def run(ctx: StageContext) -> str:
     dc = ctx.cfg["dry_run"]
     window, target = dc["loss_window"], dc["target_loss"]
-
-    def reached(losses: list[float]) -> bool:
-        return len(losses) >= window and curves.window_mean(losses, window) < target
-
     try:
         result, data = run_training(ctx, "dry_run", epochs=1, grad_accum=dc["grad_accum"],
-                                    max_steps=dc["max_steps"], stop_when=reached)
+                                    max_steps=dc["max_steps"],
+                                    stop_when=curves.LossBelow(window, target))
     except DataError as exc:
         return data_failed(ctx, "dry_run.loss_falls", exc)
     status, value, detail = curves.loss_falls(result.losses, target, window, dc["max_steps"])

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from engine import backends, call_format, models
+from engine.backends import distributed
 from engine.context import StageContext
 from engine.records import load_tools
 from engine.render import Renderer
-from engine.training import curves, loop
+from engine.training import curves, loop, ranks
 from engine.training.data import DataError, StageData, prepare, probe_records
 from engine.training.plan import TrainPlan
 
@@ -25,29 +26,56 @@ def run_training(ctx: StageContext, stage: str, *, epochs: int, grad_accum: int,
                  stop_when: Callable[[list[float]], bool] | None = None) -> tuple[Any, StageData]:
     """Train one stage; returns (TrainResult, StageData). Raises DataError for bad data."""
     cfg = ctx.cfg
-
-    def progress(done: int, total: int, msg: str) -> None:
-        ctx.emit("log", level="info", message=f"model: {msg}")
-
     make_backend = backend_for(cfg)
-    folder = models.resolve(cfg["model"]["id"], cfg["model"]["cache_dir"], progress)
-    tok = models.load_tokenizer(folder, cfg["model"]["trust_remote_code"])
-    data = prepare(stage, cfg, tok)
+    choice = backends.select(cfg)
+    try:
+        n, why = distributed.processes(cfg, choice.backend, choice.device)
+    except distributed.WorldError as exc:
+        raise DataError(str(exc)) from None
+    folder, tok, data, renderer = materials(ctx, stage)
     ctx.emit("log", level="info", message=f"{stage} data: " + json.dumps(data.summary()))
     run_dir = Path(ctx.run_dir) if ctx.run_dir is not None else Path(cfg["run"]["outputs_dir"])
     plan = TrainPlan(stage=stage, grad_accum=grad_accum, epochs=epochs, max_steps=max_steps,
                      stop_when=stop_when, checkpoint_root=run_dir / "checkpoints" / stage,
                      adapter_dir=adapter_dir(run_dir, stage), resume=ctx.resume)
-    renderer = Renderer(tok, cfg["data"]["system_prompt"], load_tools(cfg["data"]["tools"]))
-    result = loop.train(ctx, plan, data, make_backend(folder, tok, ctx.emit), tok,
-                        probe_records(cfg), renderer)
+    if n == 1 and cfg["train"]["processes"] not in ("auto", 1):
+        ctx.emit("log", level="warning", message=f"train.processes = "
+                 f"{cfg['train']['processes']} is taken as 1: {why}")
+    if n > 1:
+        if grad_accum < n:
+            ctx.emit("log", level="warning", message=(
+                f"{stage}.grad_accum = {grad_accum} records per step on {n} processes: "
+                f"{n - grad_accum} of them idle each step; raise it to a multiple of {n}"))
+        pinned = pinned_precision(cfg)
+        ctx.emit("log", level="info", message=(
+            f"training {stage} on {n} processes under {ranks.LAUNCHER} "
+            f"({cfg['train']['strategy']}, {distributed.transport(choice.device)}, "
+            f"{pinned['train']['precision']} on every process; {why})"))
+        result = ranks.train(ctx, plan, n, run_dir, cfg=pinned)
+    else:
+        result = loop.train(ctx, plan, data, make_backend(folder, tok, ctx.emit), tok,
+                            probe_records(cfg), renderer)
     ctx.summary.update(summary(result, data))
     if plan.adapter_dir.is_dir():  # later stages check what the model was taught to emit
         call_format.record_trained(plan.adapter_dir, renderer.call_format, tok.chat_template)
     return result, data
 
 
-def backend_for(cfg: dict[str, Any]) -> Callable[[Path, Any, Any], loop.Backend]:
+def materials(ctx: StageContext, stage: str) -> tuple[Path, Any, StageData, Renderer]:
+    """The model folder, tokenizer, prepared records and renderer a stage trains with."""
+    cfg = ctx.cfg
+
+    def progress(done: int, total: int, msg: str) -> None:
+        ctx.emit("log", level="info", message=f"model: {msg}")
+
+    folder = models.resolve(cfg["model"]["id"], cfg["model"]["cache_dir"], progress)
+    tok = models.load_tokenizer(folder, cfg["model"]["trust_remote_code"])
+    data = prepare(stage, cfg, tok)
+    renderer = Renderer(tok, cfg["data"]["system_prompt"], load_tools(cfg["data"]["tools"]))
+    return folder, tok, data, renderer
+
+
+def backend_for(cfg: dict[str, Any]) -> Callable[..., loop.Backend]:
     """What builds the training backend :func:`engine.backends.select` chose (refusing early,
     before the model loads, a setting that backend cannot do)."""
     choice = backends.select(cfg)
@@ -64,7 +92,14 @@ def backend_for(cfg: dict[str, Any]) -> Callable[[Path, Any, Any], loop.Backend]
     from engine.backends.torch_device import place
     from engine.backends.torch_lora import TorchLoRA
 
-    return lambda folder, tok, emit: TorchLoRA(cfg, folder, tok, place(cfg, choice), emit)
+    return lambda folder, tok, emit, world=distributed.SINGLE: TorchLoRA(
+        cfg, folder, tok, place(cfg, choice), emit, world)
+
+
+def pinned_precision(cfg: dict[str, Any]) -> dict[str, Any]:
+    """``cfg`` with the number format decided once, here: processes that each timed their own
+    matmul could choose differently, and sharded weights must agree."""
+    return {**cfg, "train": {**cfg["train"], "precision": backends.select(cfg).precision}}
 
 
 def adapter_dir(run_dir: Path, stage: str) -> Path:

@@ -8,6 +8,7 @@ from the first loss (``a`` = ``train.smoothing``).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from engine.protocol import smooth  # one definition, shared with the loss pane
@@ -18,6 +19,18 @@ Result = tuple[str, str, dict[str, Any]]
 def window_mean(losses: list[float], n: int, *, first: bool = False) -> float:
     part = losses[:n] if first else losses[-n:]
     return sum(part) / len(part) if part else math.nan
+
+
+@dataclass(frozen=True)
+class LossBelow:
+    """The dry run's early stop: the mean of the last ``window`` losses is below ``target``
+    (plain data, so processes started apart can be handed the same rule)."""
+
+    window: int
+    target: float
+
+    def __call__(self, losses: list[float]) -> bool:
+        return len(losses) >= self.window and window_mean(losses, self.window) < self.target
 
 
 def loss_falls(losses: list[float], target: float, window: int, max_steps: int) -> Result:

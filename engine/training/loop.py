@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
 from engine.backends import StateError
+from engine.backends.distributed import SINGLE, World
 from engine.context import Cancelled, StageContext
 from engine.examples import Example
 from engine.records import Record
@@ -30,7 +31,7 @@ from engine.runs import atomic_dir
 from engine.stops import stop_tokens
 from engine.training import checkpoint as ckpt
 from engine.training.data import StageData
-from engine.training.memory import MemoryMonitor
+from engine.training.memory import MemoryMonitor, MemorySample
 from engine.training.plan import (
     SampleJudge,
     TrainPlan,
@@ -81,7 +82,9 @@ class Backend(Protocol):
         """What to do about a device error."""
 
     def save_state(self, folder: Path) -> None:
-        """Write adapter weights, optimizer and RNG state (safetensors + JSON) into folder."""
+        """Write adapter weights, optimizer and RNG state (safetensors + JSON) into folder.
+        A backend whose ``collective`` attribute is true (weights sharded across processes)
+        is called on every process, with None but on the first; so is save_adapter."""
 
     def load_state(self, folder: Path) -> None:
         """Read what :meth:`save_state` wrote; raises StateError when it cannot."""
@@ -130,8 +133,9 @@ class _Run:
 
     def __init__(self, ctx: StageContext, plan: TrainPlan, data: StageData, backend: Backend,
                  tok: Any, probes: list[Record], renderer: Renderer | None,
-                 order: Callable[[int], int] | None) -> None:
+                 order: Callable[[int], int] | None, world: World = SINGLE) -> None:
         self.ctx, self.cfg, self.plan, self.data = ctx, ctx.cfg, plan, data
+        self.world = world
         seed, n = self.cfg["run"]["seed"], len(data.examples)
         self.order = order or (lambda micro: example_at(seed, plan.stage, n, micro))
         self.backend, self.tok, self.probes, self.renderer = backend, tok, probes, renderer
@@ -141,6 +145,8 @@ class _Run:
         self.result = TrainResult(status="ok", total_steps=self.total,
                                   placement=backend.placement)
         self.sampled_at = self.saved_at = -1
+        # sharded weights: every process takes part in saving and sampling, the first writes
+        self._collective = bool(getattr(backend, "collective", False))
 
     # -- the loop -----------------------------------------------------------------------------
     def run(self) -> TrainResult:
@@ -149,7 +155,8 @@ class _Run:
         random.seed(cfg["run"]["seed"])
         ctx.emit("log", level="info", message=(
             f"training {plan.stage} {be.describe()}; {len(self.data.examples)} records, "
-            f"{self.total} steps of {plan.grad_accum}"))
+            f"{self.total} steps of {plan.grad_accum}"
+            + (f" shared by {self.world.size} processes" if self.world.size > 1 else "")))
         peak_lr = learning_rate(cfg, plan.stage)
         be.load(peak_lr)
         monitor = MemoryMonitor(cfg, be.memory)
@@ -158,7 +165,7 @@ class _Run:
         examples = self.data.examples
         started = time.monotonic()
         while step < self.total:
-            if ctx.stop_requested():
+            if self.world.agree(ctx.stop_requested()):  # every process stops at the same step
                 self.save(step)
                 res.status = "cancelled"
                 raise Cancelled()
@@ -167,8 +174,11 @@ class _Run:
                       for k in range(plan.grad_accum)]
             window_trained = sum(e.trained_tokens for e in window)
             try:
-                loss_v, gnorm_v, step_tokens = be.step(window, step, window_trained)
+                loss_v, gnorm_v, step_tokens = be.step(self.world.share(window), step,
+                                                       window_trained)
             except be.device_errors as exc:
+                if self.world.size > 1:
+                    raise  # the others wait on this one: ending the process ends them all
                 log.exception("device error at step %s", step + 1)
                 res.device_error = f"{type(exc).__name__}: {exc}"
                 ctx.emit("error", message=f"device error at step {step + 1}: {exc}",
@@ -203,8 +213,7 @@ class _Run:
             ctx.emit("progress", done=step, total=self.total, unit="steps",
                      eta_s=round(per_step * (self.total - step), 1))
             if step % tc["memory_every"] == 0 or step == 1:
-                s = monitor.sample()
-                ctx.emit("memory", **s.payload(), **be.memory_extras())
+                s = self.memory(monitor)
                 if monitor.over_hard_limit(s):
                     res.memory_stop = (f"{s.used_gb:.1f} GB used, over the hard limit of "
                                        f"{monitor.hard:.1f} GB")
@@ -222,16 +231,31 @@ class _Run:
                 ctx.emit("log", level="info", message=f"target reached at step {step}")
                 break
         res.steps = step
-        res.peak_memory_gb = max(monitor.peak_used, monitor.sample().used_gb)
+        res.peak_memory_gb = max(self.world.gather(
+            max(monitor.peak_used, monitor.sample().used_gb)))
         if res.status == "ok":
             self.samples(step)  # once per step: a no-op when that step was just sampled
             self.save(step)
             self.save_adapter()
         return res
 
+    def memory(self, monitor: MemoryMonitor) -> MemorySample:
+        """One memory event: each field the largest over the processes, and every process's
+        own figures under ``ranks`` when there are several; returns the largest."""
+        mine = monitor.sample()
+        every = self.world.gather(mine)
+        worst = max(every, key=lambda m: m.used_gb)
+        payload = {k: max(getattr(m, k) for m in every) for k in mine.__dict__}
+        extra = {"ranks": [{"rank": r, **m.payload()} for r, m in enumerate(every)]} \
+            if self.world.size > 1 else {}
+        self.ctx.emit("memory", **{k: round(v, 3) for k, v in payload.items()},
+                      **self.backend.memory_extras(), **extra)
+        return worst
+
     # -- samples ------------------------------------------------------------------------------
     def samples(self, step: int) -> None:
-        if not self.probes or self.renderer is None or step == self.sampled_at:
+        if not (self.world.main or self._collective) or not self.probes \
+                or self.renderer is None or step == self.sampled_at:
             return
         self.sampled_at = step
         stops = stop_tokens(self.tok)
@@ -246,6 +270,11 @@ class _Run:
     # -- checkpoints --------------------------------------------------------------------------
     def save(self, step: int) -> None:
         if step == 0 or step == self.saved_at:
+            return
+        if not self.world.main:  # one writer; the others hold the same weights (or shards)
+            if self._collective:
+                self.backend.save_state(None)
+            self.saved_at = step
             return
         root = self.plan.checkpoint_root
         with ckpt.saving(root, step, self.cfg["train"]["keep_checkpoints"]) as tmp:
@@ -263,7 +292,7 @@ class _Run:
     def resume(self) -> int:
         root, stage = self.plan.checkpoint_root, self.plan.stage
         if not self.plan.resume:
-            aside = ckpt.set_aside(root)
+            aside = ckpt.set_aside(root) if self.world.main else None
             if aside:
                 self.ctx.emit("log", level="info", message=(
                     f"starting {stage} over; earlier checkpoints kept in {aside}"))
@@ -282,6 +311,10 @@ class _Run:
         return restore_history(self.ctx, self.result, state, stage, last, self.total)
 
     def save_adapter(self) -> None:
+        if not self.world.main:
+            if self._collective:
+                self.backend.save_adapter(None)
+            return
         out = self.plan.adapter_dir
         run_config = Path(self.ctx.run_dir) / "config.toml" if self.ctx.run_dir else None
         with atomic_dir(out) as tmp:
@@ -296,10 +329,12 @@ class _Run:
 
 def train(ctx: StageContext, plan: TrainPlan, data: StageData, backend: Backend, tok: Any,
           probes: list[Record], renderer: Renderer | None,
-          order: Callable[[int], int] | None = None) -> TrainResult:
+          order: Callable[[int], int] | None = None, world: World = SINGLE) -> TrainResult:
     """Train one stage with ``backend``; returns what happened (raises Cancelled on a stop).
 
     ``order`` maps a micro-batch number to an example index (the seeded epoch order when
-    None; benchmarks pass a fixed one to compare against other trainers)."""
-    return _Run(ctx, plan, data, backend, tok, probes, renderer, order).run()
+    None; benchmarks pass a fixed one to compare against other trainers). ``world`` is this
+    process's place among several (:mod:`engine.training.distributed`): each takes its share
+    of every step's records and the first one alone writes."""
+    return _Run(ctx, plan, data, backend, tok, probes, renderer, order, world).run()
 
