@@ -182,6 +182,7 @@ def run_one(stage_id: str, cfg: dict[str, Any], emit: Any, stop: Any, run: Run |
     checks = {c["item"]: c["status"] for c in ctx.checks}
     summary = {**ctx.summary, **summary}
     summary.setdefault("checks", checks)
+    summary["unproved"] = unproved(checks)
     _emit_if_possible(emit, "stage_finished", status=status, duration_s=duration,
                       summary=summary)
     if run:
@@ -190,6 +191,13 @@ def run_one(stage_id: str, cfg: dict[str, Any], emit: Any, stop: Any, run: Run |
         except OSError:
             log.exception("could not record %s as %s in state.json", stage_id, status)
     return status
+
+
+def unproved(checks: dict[str, str]) -> list[str]:
+    """The required items a stage skipped: it did not fail, but it did not prove them either,
+    so a run that asked for this stage has not passed (the command lines say so)."""
+    return [item for item, status in checks.items() if status == "skip"
+            and item in checklist.ITEMS and not checklist.ITEMS[item].optional]
 
 
 def _emit_if_possible(emit: Any, type: str, **payload: Any) -> None:

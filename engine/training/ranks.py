@@ -157,9 +157,7 @@ def _end_stragglers(proc: subprocess.Popen) -> None:
 def failed(ctx: StageContext, plan: TrainPlan, n: int, folder: Path, code: int,
            tail: list[str], relay: _Relay) -> TrainResult:
     """A process died or failed: say which, how, and what it wrote last."""
-    text = "\n".join(tail)
-    # the launcher lists the processes it ended itself first; the one that died comes last
-    text = text[text.rfind("Root Cause"):] if "Root Cause" in text else text
+    text = _culprit("\n".join(tail))
     rank = _field(text, "rank")
     exitcode = _field(text, "exitcode")
     cause = _field(text, "traceback") or f"exit code {exitcode or code}"
@@ -173,6 +171,23 @@ def failed(ctx: StageContext, plan: TrainPlan, n: int, folder: Path, code: int,
                        steps=len(relay.losses), peak_memory_gb=relay.peak_gb,
                        budget_gb=budget_gb(ctx.cfg),
                        device_error=f"{who}: {cause}", placement=f"{n} processes")
+
+
+def _culprit(text: str) -> str:
+    """The launcher's entry for the process that ended the stage.
+
+    A process killed from outside (SIGKILL by the OOM killer, a segfault) is the one, even
+    when a peer's "connection closed" traceback reached the launcher first and became its
+    "Root Cause"; SIGTERM is what the launcher itself sends the rest. Otherwise the root cause
+    (the first failure observed) is the one."""
+    summary = text[text.find("Failures:"):] if "Failures:" in text else text
+    entries = re.split(r"^\s*\[\d+\]:\s*$", summary, flags=re.MULTILINE)[1:]
+    for entry in entries:
+        code = _field(entry, "exitcode")
+        if code is not None and code.lstrip("-").isdigit() and int(code) < 0 \
+                and int(code) != -signal.SIGTERM:
+            return entry
+    return text[text.rfind("Root Cause"):] if "Root Cause" in text else text
 
 
 def _field(text: str, name: str) -> str | None:

@@ -40,6 +40,7 @@ def test_sanity_run_writes_the_run_folder(outputs: Path) -> None:
     types = [e.type for e in events]
     assert types[0] == "hello" and types[1] == "stage_started" and types[-1] == "stage_finished"
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert events[-1].get("summary")["unproved"] == []  # the engine's verdict on skipped items
     hello = events[0]  # the run header names the number format and why it was chosen
     assert hello.get("precision") in ("bf16", "fp16", "fp32")
     assert hello.get("precision_reason") and hello.get("precision_reason") in \

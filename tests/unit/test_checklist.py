@@ -31,3 +31,13 @@ def test_seed_numbers_come_from_the_config() -> None:
     cfg["sanity"]["max_avg_tokens"] = 1000
     title = checklist.render(checklist.ITEMS["sanity.avg_tokens"].title, cfg)
     assert title == "Avg tokens < 1000"
+
+
+def test_the_engine_names_the_required_items_a_stage_skipped() -> None:
+    from engine.worker import unproved
+
+    checks = {"deploy.modelfile": "pass", "deploy.create": "skip", "deploy.smoke": "fail",
+              "deploy.docker": "skip", "not.an.item": "skip"}
+    # a skipped optional item (docker) leaves nothing unproved; a required one does
+    assert unproved(checks) == ["deploy.create"]
+    assert unproved({"deploy.docker": "skip"}) == []

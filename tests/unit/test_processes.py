@@ -91,7 +91,8 @@ Root Cause (first observed failure):
 ============================================================"""
 
 
-def test_a_failure_names_the_process_that_died_not_those_the_launcher_ended(tmp_path) -> None:
+def launcher_failed(summary: str, tmp_path):
+    """(the error event's kind and payload, the stage's result) for a launcher summary."""
     from pathlib import Path
 
     from engine.context import StageContext
@@ -102,9 +103,46 @@ def test_a_failure_names_the_process_that_died_not_those_the_launcher_ended(tmp_
     ctx = StageContext(cfg=config.defaults(), emit=lambda type, **p: seen.append((type, p)))
     plan = TrainPlan(stage="dry_run", grad_accum=2, epochs=1, max_steps=4, stop_when=None,
                      checkpoint_root=Path(tmp_path), adapter_dir=Path(tmp_path))
-    relay = ranks._Relay(ctx, tmp_path / "none.jsonl")
-    result = ranks.failed(ctx, plan, 2, tmp_path, 1, LAUNCHER_SUMMARY.splitlines(), relay)
+    result = ranks.failed(ctx, plan, 2, tmp_path, 1, summary.splitlines(),
+                          ranks._Relay(ctx, tmp_path / "none.jsonl"))
     (kind, error), = seen
+    return kind, error, result
+
+
+def test_a_failure_names_the_process_that_died_not_those_the_launcher_ended(tmp_path) -> None:
+    kind, error, result = launcher_failed(LAUNCHER_SUMMARY, tmp_path)
     assert kind == "error" and result.status == "failed"
     assert error["message"].startswith("training process 1 of 2 ended: Signal 9 (SIGKILL)")
     assert "Root Cause" in error["detail"]
+
+
+PEER_FIRST = """\
+torch.distributed.elastic.multiprocessing.errors.ChildFailedError:
+============================================================
+engine.stages.training_rank FAILED
+------------------------------------------------------------
+Failures:
+[1]:
+  time      : 2026-12-01_15:14:01
+  host      : localhost
+  rank      : 1 (local_rank: 1)
+  exitcode  : -9 (pid: 7102)
+  error_file: <N/A>
+  traceback : Signal 9 (SIGKILL) received by PID 7102
+------------------------------------------------------------
+Root Cause (first observed failure):
+[0]:
+  time      : 2026-12-01_15:14:00
+  host      : localhost
+  rank      : 0 (local_rank: 0)
+  exitcode  : 1 (pid: 7101)
+  error_file: /tmp/error.json
+  traceback : Traceback (most recent call last):
+============================================================"""
+
+
+def test_a_killed_process_is_named_even_when_its_peer_failed_first(tmp_path) -> None:
+    """The survivor's collective fails the moment its peer vanishes, and the launcher may
+    see that traceback first; the process that was killed is still the one named."""
+    _, error, _ = launcher_failed(PEER_FIRST, tmp_path)
+    assert error["message"].startswith("training process 1 of 2 ended: Signal 9 (SIGKILL)")
