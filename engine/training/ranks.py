@@ -40,7 +40,10 @@ __all__ = ["LAUNCHER", "plan_from_json", "train"]
 LAUNCHER = "torch.distributed.run"
 #: The module each process runs.
 ENTRY = "engine.stages.training_rank"
-TAIL_LINES = 30
+TAIL_LINES = 30  # lines of output an error shows
+#: Lines of output kept to read the launcher's failure summary from: it lists every process
+#: that ended, each with its traceback, so it runs far longer than what an error shows.
+SUMMARY_LINES = 2000
 
 
 def folder_for(run_dir: Path, stage: str) -> Path:
@@ -90,7 +93,7 @@ def train(ctx: StageContext, plan: TrainPlan, n: int, run_dir: Path,
     proc = subprocess.Popen(command(ctx.cfg, n, folder), stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True, env=env)
-    tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+    tail: collections.deque[str] = collections.deque(maxlen=SUMMARY_LINES)
     copier = threading.Thread(target=_copy_output, args=(proc, tail), daemon=True)
     copier.start()
     relay = _Relay(ctx, folder / "events.jsonl")
@@ -164,7 +167,7 @@ def failed(ctx: StageContext, plan: TrainPlan, n: int, folder: Path, code: int,
     who = f"training process {rank} of {n}" if rank is not None else "a training process"
     own = _stderr_tail(folder, rank)
     ctx.emit("error", message=f"{who} ended: {cause}; the stage stopped on every process",
-             detail="\n".join([*own[-12:], *tail]),
+             detail="\n".join([*own[-12:], *tail[-TAIL_LINES:]]),
              hint=("See engine.log (and ranks/<stage>/logs/) for every process's output; "
                    "continue with --resume from the last checkpoint."))
     return TrainResult(status="failed", losses=relay.losses, grad_norms=relay.grad_norms,
