@@ -19,7 +19,8 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from engine.backends import StateError, torch_attention, torch_state
+from engine.backends import StateError, torch_attention, torch_dropout, torch_state
+from engine.backends.torch_loss import head_loss
 from engine.backends.packing import Packed, pack_window
 from engine.backends.torch_device import Placement, explain_device_error, memory_reader
 from engine.examples import IGNORE, Example
@@ -34,7 +35,7 @@ def load_model(model_dir: Path, cfg: dict[str, Any], placement: Placement) -> An
 
     base = AutoModelForCausalLM.from_pretrained(
         model_dir, dtype=placement.dtype, trust_remote_code=cfg["model"]["trust_remote_code"],
-        attn_implementation=torch_attention.register())
+        attn_implementation=torch_attention.register(cfg["train"]["attention_math_max"]))
     base.to(placement.device)
     base.config.use_cache = False
     if cfg["train"]["gradient_checkpointing"]:
@@ -45,13 +46,14 @@ def load_model(model_dir: Path, cfg: dict[str, Any], placement: Placement) -> An
                       target_modules=list(lc["target_modules"]), bias="none",
                       task_type="CAUSAL_LM")
     model = get_peft_model(base, lora)
+    torch_dropout.install(model)
     for p in model.parameters():
         if p.requires_grad:
             p.data = p.data.float()  # adapters train in fp32 whatever the base is
     return model
 
 
-def completion_loss(model: Any, packed: Packed, placement: Placement
+def completion_loss(model: Any, packed: Packed, placement: Placement, loss_chunk: int = 0
                     ) -> tuple[torch.Tensor, int]:
     """Summed cross-entropy over the sequence's trained tokens, projecting only those hidden
     states onto the vocabulary (the prompt's logits are never computed).
@@ -59,7 +61,8 @@ def completion_loss(model: Any, packed: Packed, placement: Placement
     A packed sequence (several records, maybe sharing a prefix; see
     :mod:`engine.backends.packing`) gets its positions and its layout, which lets each token
     see its own record and its shared prefix only, so the result equals running the records
-    one by one.
+    one by one. ``loss_chunk`` > 0 computes the loss that many positions at a time
+    (:mod:`engine.backends.torch_loss`); 0 is the plain cross-entropy.
     """
     inner = model.get_base_model()
     decoder, head = inner.get_decoder(), inner.get_output_embeddings()
@@ -76,8 +79,10 @@ def completion_loss(model: Any, packed: Packed, placement: Placement
     where = (target != IGNORE).nonzero(as_tuple=True)[0]
     with torch.autocast(device_type=dev, dtype=placement.dtype, enabled=placement.autocast):
         hidden = decoder(input_ids=ids[None, :], **kwargs).last_hidden_state[0]
-        logits = head(hidden[where])
-    loss = F.cross_entropy(logits.float(), target[where], reduction="sum")
+        if not loss_chunk:
+            loss = F.cross_entropy(head(hidden[where]).float(), target[where], reduction="sum")
+    if loss_chunk:  # in the head's own precision, outside autocast
+        loss = head_loss(head, hidden[where], target[where], loss_chunk)
     return loss, int(where.numel())
 
 
@@ -118,7 +123,7 @@ class TorchLoRA:
         tc = self.cfg["train"]
         step_loss = torch.zeros((), device=self.p.device)
         for packed in pack_window(list(window), tc["pack_tokens"], tc["share_prefix_tokens"]):
-            loss_sum, _ = completion_loss(self.model, packed, self.p)
+            loss_sum, _ = completion_loss(self.model, packed, self.p, tc["loss_chunk_tokens"])
             scaled = loss_sum / max(1, trained_tokens)
             (self.scaler.scale(scaled) if self.scaler else scaled).backward()
             step_loss += scaled.detach()

@@ -73,7 +73,8 @@ ctx = StageContext(cfg=cfg, emit=lambda *a, **k: None, run_dir=tmp)
 plan = TrainPlan("dry_run", grad_accum=accum, epochs=1, max_steps=steps, stop_when=None,
                  checkpoint_root=tmp / "ck", adapter_dir=tmp / "lora")
 sd = StageData(examples, {})
-res = loop.train(ctx, plan, sd, backend_for(cfg)(folder, tok, ctx.emit), tok, [], None,
+trainer = backend_for(cfg)(folder, tok, ctx.emit)
+res = loop.train(ctx, plan, sd, trainer, tok, [], None,
                  order=lambda m: m)  # the same sequential order as the baseline
 from engine.backends.packing import pack_window
 run_through = logits = 0
@@ -84,7 +85,7 @@ for w in range(0, len(examples), accum):
         logits += p.trained
 print(json.dumps({"tokens": res.tokens, "seconds": res.seconds, "losses": res.losses,
                   "precision": res.placement.split("/")[-1], "run_through": run_through,
-                  "logits": logits, "peak_gb": peak_gb(), "why": trainer.placement.why}))
+                  "logits": logits, "peak_gb": peak_gb(), "why": trainer.p.why}))
 """
 
 BASELINE = COMMON + r"""
