@@ -45,7 +45,8 @@ from engine.render import Renderer
 from engine.training.data import prepare
 steps, seq_len, accum, model_id = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 cfg = config.load(None, [f"dry_run.seq_len={seq_len}", f"dry_run.samples={steps * accum * 3}",
-                         "dry_run.learning_rate=2e-4", f"model.id={json.dumps(model_id)}"])
+                         "dry_run.learning_rate=2e-4", f"model.id={json.dumps(model_id)}",
+                         *json.loads(sys.argv[5])])
 folder = models.resolve(model_id)
 def peak_gb():
     import resource
@@ -94,7 +95,7 @@ from torch.utils.data import Dataset, SequentialSampler
 from transformers import (AutoModelForCausalLM, DataCollatorForSeq2Seq, Trainer,
                           TrainerCallback, TrainingArguments)
 lc = cfg["lora"]
-precision = sys.argv[5]
+precision = sys.argv[6]
 model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
 model = get_peft_model(model, LoraConfig(r=lc["r"], lora_alpha=lc["alpha"],
                                          lora_dropout=lc["dropout"],
@@ -178,6 +179,8 @@ def main() -> int:
     ap.add_argument("--model", default="default",
                     help="an HF folder, e.g. ~/.cache/web4tui/real-model/"
                          "qwen2.5-coder-0.5b-instruct-tied-bf16 (default: the embedded model)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a config override for this trainer, e.g. train.pack_tokens=512")
     ap.add_argument("--baselines", default="fp32,bf16",
                     help="HF Trainer precisions to run (bf16 only where the CPU does it natively)")
     args = ap.parse_args()
@@ -195,7 +198,8 @@ def main() -> int:
     ours: list[dict] = []
     base: dict[str, list[dict]] = {b: [] for b in wanted}
     for r in range(args.rounds):
-        a = (str(args.steps), str(args.seq_len), str(args.grad_accum), model_id)
+        a = (str(args.steps), str(args.seq_len), str(args.grad_accum), model_id,
+             json.dumps(args.set))
         ours.append(child(OURS, *a))
         line = f"round {r + 1}: ours {ours[-1]['tokens'] / ours[-1]['seconds']:.0f} tok/s"
         for b in wanted:
@@ -231,7 +235,8 @@ def main() -> int:
               f"ran {r['run_through']:,} tokens, logits at {r['logits']:,}   "
               f"{of_peak(runs):.0%} of the {r['precision']} peak   peak memory "
               f"{r['peak_gb']:.2f} GB")
-    print(f"our precision: {ours[0]['why']}")
+    print(f"our precision: {ours[0]['why']}" + (f"; settings {' '.join(args.set)}"
+                                                    if args.set else ""))
     for b in base:
         mark = " (the faster baseline: this ratio counts)" if b == fastest else ""
         print(f"speed-up vs HF Trainer {b}: {o / rates[b]:.2f}x{mark}")
