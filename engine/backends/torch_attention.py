@@ -15,8 +15,9 @@ saved log-sum-exp (so, like the fused kernel, it keeps no scores between forward
 backward). Longer pieces, other devices and attention dropout keep SDPA.
 
 The function is registered with transformers' attention interface, so it works for every model
-that routes attention through it (Llama, Qwen2, Mistral, …). It is used only when the call
-passes ``packed_layout``; otherwise (generation, a plain record) it is plain SDPA.
+that routes attention through it (Llama, Qwen2, Mistral, …). It is used when the call
+passes ``packed_layout``, and for a lone record in training (one causal piece, short enough);
+otherwise (generation, a padded batch) it is plain SDPA.
 """
 
 from __future__ import annotations
@@ -45,9 +46,14 @@ def packed_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value:
                      **kwargs: Any) -> tuple[torch.Tensor, None]:
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    if packed_layout is None:
+    n = query.shape[2]
+    if packed_layout is None and (
+            attention_mask is not None or not module.training or dropout
+            or query.device.type != "cpu" or key.shape[2] != n or n * n > math_max):
         return sdpa_attention_forward(module, query, key, value, attention_mask,
                                       dropout=dropout, scaling=scaling, **kwargs)
+    if packed_layout is None:  # one whole record in training: one causal piece
+        packed_layout = [(0, 0, [(0, n)])]
     from torch.nn.attention.bias import causal_lower_right
 
     gqa = query.shape[1] != key.shape[1]

@@ -30,9 +30,12 @@ class _ChunkedHeadLoss(torch.autograd.Function):
         grad = torch.empty_like(hidden)
         for h, t, g in zip(hidden.split(chunk), target.split(chunk), grad.split(chunk)):
             logits = torch.mm(h, weight.t()).float()
-            lse = torch.logsumexp(logits, dim=-1)
-            total += (lse - logits.gather(1, t[:, None])[:, 0]).sum()
-            probs = logits.sub_(lse[:, None]).exp_()  # softmax, in place of the logits
+            picked = logits.gather(1, t[:, None])[:, 0]
+            top = logits.amax(dim=-1, keepdim=True)
+            probs = logits.sub_(top).exp_()  # one pass of exp, in place of the logits
+            sums = probs.sum(dim=-1, keepdim=True)
+            total += (top + sums.log()).sum() - picked.sum()  # log-sum-exp - target logit
+            probs.div_(sums)  # softmax
             probs[torch.arange(len(t), device=t.device), t] -= 1.0  # d loss / d logits
             torch.mm(probs.to(weight.dtype), weight, out=g)
         ctx.save_for_backward(grad)

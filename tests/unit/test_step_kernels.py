@@ -86,3 +86,32 @@ def test_the_model_trains_with_the_fast_dropout(tmp_path: Path) -> None:
     fast = [m for m in model.modules() if isinstance(m, torch_dropout.FastDropout)]
     assert fast and not drops and all(m.p == cfg["lora"]["dropout"] for m in fast)
     assert torch_attention.math_max == cfg["train"]["attention_math_max"]
+
+
+def test_a_lone_record_trains_through_the_small_attention(tmp_path: Path, monkeypatch) -> None:
+    from engine.backends.packing import pack_window
+    from engine.backends.torch_lora import completion_loss
+    from engine.examples import IGNORE, Example
+
+    cfg = config.load(None, ["lora.dropout=0.0", "train.precision=fp32"])
+    model = load_model(make_tiny_model(tmp_path / "tiny"), cfg, place(cfg)).train()
+    for p_ in model.parameters():
+        if p_.requires_grad:
+            torch.nn.init.normal_(p_, std=0.05, generator=torch.Generator().manual_seed(2))
+    ids = torch.randint(10, 40000, (30,), generator=torch.Generator().manual_seed(3)).tolist()
+    (pack,) = pack_window([Example(ids, [IGNORE] * 10 + ids[10:], "tool", "x")], 0, 0)
+    calls = []
+    real = _SmallAttention.apply
+    monkeypatch.setattr(_SmallAttention, "apply", lambda *a: calls.append(1) or real(*a))
+    out = {}
+    for limit in (0, 10**6):  # SDPA's kernel, then the matrix products
+        monkeypatch.setattr(torch_attention, "math_max", limit)
+        model.zero_grad()
+        loss, _ = completion_loss(model, pack, place(cfg), 4)
+        loss.backward()
+        out[limit] = (loss.item(), [p_.grad.clone() for p_ in model.parameters()
+                                    if p_.requires_grad])
+    assert len(calls) == model.config.num_hidden_layers  # every layer, only the second time
+    assert out[0][0] == pytest.approx(out[10**6][0], rel=1e-6)
+    for a, b in zip(out[0][1], out[10**6][1]):
+        assert torch.allclose(a, b, atol=1e-5 * max(1.0, b.abs().max().item()))
