@@ -7,8 +7,9 @@ backward) — on a CPU that made packing slower than no packing at all. Here att
 per piece instead: each shared prefix causally on its own, and each record's own tokens against
 [its prefix, itself] — exactly the scores a record would compute alone, nothing more.
 
-On a CPU, SDPA's fused kernel is slow for the short pieces of a packed step (a few hundred
-tokens: 3-4x slower than plain matrix products, measured in bf16), so pieces with at most
+On a CPU, SDPA's fused kernel is slow for the short pieces of a packed step (measured in bf16
+on one thread: 1.5x slower than plain matrix products at 150 tokens, even at ~300, faster
+from ~450 on, as the fp32 scores outgrow the cache), so pieces with at most
 ``math_max`` scores per head run :class:`_SmallAttention` instead: the scores of a piece as
 one matrix product per key head, softmax in fp32, and a backward that recomputes them from the
 saved log-sum-exp (so, like the fused kernel, it keeps no scores between forward and

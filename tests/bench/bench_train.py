@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -38,7 +39,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 COMMON = r"""
-import json, sys, time, torch
+import json, os, sys, time, torch
+if int(os.environ.get("BENCH_THREADS", "0")):
+    torch.set_num_threads(int(os.environ["BENCH_THREADS"]))
 from engine import config, models
 from engine.records import load_tools
 from engine.render import Renderer
@@ -132,7 +135,9 @@ print(json.dumps({"tokens": tokens, "seconds": seconds, "losses": losses, "preci
 """
 
 PEAK = r"""
-import json, time, torch
+import json, os, time, torch
+if int(os.environ.get("BENCH_THREADS", "0")):
+    torch.set_num_threads(int(os.environ["BENCH_THREADS"]))
 out = {}
 for name, dt in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
     a = torch.randn(2048, 2048).to(dt); b = torch.randn(2048, 2048).to(dt)
@@ -179,11 +184,15 @@ def main() -> int:
     ap.add_argument("--model", default="default",
                     help="an HF folder, e.g. ~/.cache/web4tui/real-model/"
                          "qwen2.5-coder-0.5b-instruct-tied-bf16 (default: the embedded model)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch threads on both sides (0: torch's default, every core); 1 "
+                         "gives a per-core ratio that a busy shared machine disturbs less")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a config override for this trainer, e.g. train.pack_tokens=512")
     ap.add_argument("--baselines", default="fp32,bf16",
                     help="HF Trainer precisions to run (bf16 only where the CPU does it natively)")
     args = ap.parse_args()
+    os.environ["BENCH_THREADS"] = str(args.threads)
     model_id = str(Path(args.model).expanduser()) if args.model != "default" else "default"
     folder = child("import sys; from engine import models; import json; "
                    "print(json.dumps({'p': str(models.resolve(sys.argv[1]))}))", model_id)["p"]
@@ -193,7 +202,8 @@ def main() -> int:
                    "from engine.backends.precision_probe import choose; "
                    "print(json.dumps(dict(zip(('p', 'why'), choose('cpu', config.load(None, []))))))")
     wanted = [b for b in args.baselines.split(",") if b == "fp32" or native["p"] == "bf16"]
-    print(f"CPU: {_cpu_name()}; load average {_load()}; native choice: {native['p']} "
+    print(f"CPU: {_cpu_name()}, {os.cpu_count()} cores, torch threads "
+          f"{args.threads or 'default'}; load average {_load()}; native choice: {native['p']} "
           f"({native['why']})", flush=True)
     ours: list[dict] = []
     base: dict[str, list[dict]] = {b: [] for b in wanted}
@@ -260,7 +270,6 @@ def _cpu_name() -> str:
 
 
 def _load() -> str:
-    import os
     try:
         return " ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:
