@@ -7,9 +7,18 @@ backward) — on a CPU that made packing slower than no packing at all. Here att
 per piece instead: each shared prefix causally on its own, and each record's own tokens against
 [its prefix, itself] — exactly the scores a record would compute alone, nothing more.
 
+On a CPU, SDPA's fused kernel is slow for the short pieces of a packed step (measured in bf16
+on one thread: 1.5x slower than plain matrix products at 150 tokens, even at ~300, faster
+from ~450 on, as the fp32 scores outgrow the cache), so pieces with at most
+``math_max`` scores per head run :class:`_SmallAttention` instead: the scores of a piece as
+one matrix product per key head, softmax in fp32, and a backward that recomputes them from the
+saved log-sum-exp (so, like the fused kernel, it keeps no scores between forward and
+backward). Longer pieces, other devices and attention dropout keep SDPA.
+
 The function is registered with transformers' attention interface, so it works for every model
-that routes attention through it (Llama, Qwen2, Mistral, …). It is used only when the call
-passes ``packed_layout``; otherwise (generation, a plain record) it is plain SDPA.
+that routes attention through it (Llama, Qwen2, Mistral, …). It is used when the call
+passes ``packed_layout``, and for a lone record in training (one causal piece, short enough);
+otherwise (generation, a padded batch) it is plain SDPA.
 """
 
 from __future__ import annotations
@@ -23,6 +32,10 @@ __all__ = ["NAME", "Layout", "dense_mask", "packed_attention", "register"]
 
 NAME = "web4tui_packed"
 
+#: Scores per head (query tokens x key tokens) up to which a piece runs _SmallAttention on a
+#: CPU; set from train.attention_math_max by :func:`register`.
+math_max = 0
+
 # One group: (prefix start, prefix length, [(record start, record length), ...]), in token
 # positions of the packed sequence; a group without a shared prefix has prefix length 0.
 Layout = list[tuple[int, int, list[tuple[int, int]]]]
@@ -34,13 +47,21 @@ def packed_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value:
                      **kwargs: Any) -> tuple[torch.Tensor, None]:
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    if packed_layout is None:
+    n = query.shape[2]
+    if packed_layout is None and (
+            attention_mask is not None or not module.training or dropout
+            or query.device.type != "cpu" or key.shape[2] != n or n * n > math_max):
         return sdpa_attention_forward(module, query, key, value, attention_mask,
                                       dropout=dropout, scaling=scaling, **kwargs)
+    if packed_layout is None:  # one whole record in training: one causal piece
+        packed_layout = [(0, 0, [(0, n)])]
     from torch.nn.attention.bias import causal_lower_right
 
     gqa = query.shape[1] != key.shape[1]
     p = dropout if module.training else 0.0
+    small = math_max if (query.device.type == "cpu" and p == 0.0) else 0
+    if scaling is None:
+        scaling = query.shape[-1] ** -0.5
     # Split once into the layout's contiguous pieces (prefix, record, record, …): the
     # backward of a split is one concatenation, where slicing piece by piece would build a
     # zero-filled full-size gradient for every piece of every layer.
@@ -52,11 +73,18 @@ def packed_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value:
     for _, shared, records in packed_layout:
         if shared:
             kp, vp = ks[i], vs[i]
-            pieces.append(F.scaled_dot_product_attention(
-                qs[i], kp, vp, dropout_p=p, is_causal=True, scale=scaling, enable_gqa=gqa))
+            if shared * shared <= small:
+                pieces.append(_SmallAttention.apply(qs[i], kp, vp, scaling))
+            else:
+                pieces.append(F.scaled_dot_product_attention(
+                    qs[i], kp, vp, dropout_p=p, is_causal=True, scale=scaling, enable_gqa=gqa))
             i += 1
         for _, n in records:
-            if not shared:
+            if n * (shared + n) <= small:  # the record sees [its prefix, itself causally]
+                pieces.append(_SmallAttention.apply(
+                    qs[i], torch.cat([kp, ks[i]], dim=2) if shared else ks[i],
+                    torch.cat([vp, vs[i]], dim=2) if shared else vs[i], scaling))
+            elif not shared:
                 pieces.append(F.scaled_dot_product_attention(
                     qs[i], ks[i], vs[i], dropout_p=p, is_causal=True, scale=scaling,
                     enable_gqa=gqa))
@@ -68,6 +96,52 @@ def packed_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value:
             i += 1
     out = torch.cat(pieces, dim=2)
     return out.transpose(1, 2).contiguous(), None
+
+
+class _SmallAttention(torch.autograd.Function):
+    """Causal attention of n queries on the last n of m keys (the first m - n, a shared
+    prefix, seen by all), grouped-query heads without copying keys: the query heads of one
+    key head are stacked into one matrix product."""
+
+    @staticmethod
+    def _probs(qg: torch.Tensor, k: torch.Tensor, lse: torch.Tensor | None, scale: float,
+               shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        n, m = shape[-2], shape[-1]
+        s = torch.matmul(qg, k.transpose(-1, -2)).float().view(shape).mul_(scale)
+        hidden = torch.ones(n, m, dtype=torch.bool, device=s.device).triu_(m - n + 1)
+        s.masked_fill_(hidden, float("-inf"))
+        if lse is None:
+            lse = torch.logsumexp(s, dim=-1, keepdim=True)
+        return s.sub_(lse).exp_(), lse
+
+    @staticmethod
+    def forward(ctx: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float
+                ) -> torch.Tensor:
+        b, h, n, d = q.shape
+        g, m = k.shape[1], k.shape[2]
+        shape = (b, g, h // g, n, m)
+        qg = q.reshape(b, g, h // g * n, d)
+        probs, lse = _SmallAttention._probs(qg, k, None, scale, shape)
+        out = torch.matmul(probs.to(q.dtype).view(b, g, -1, m), v).view(b, h, n, d)
+        ctx.save_for_backward(q, k, v, out, lse)
+        ctx.scale, ctx.shape = scale, shape
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, dout: torch.Tensor) -> tuple[Any, ...]:
+        q, k, v, out, lse = ctx.saved_tensors
+        b, g, r, n, m = ctx.shape
+        d = q.shape[-1]
+        qg = q.reshape(b, g, r * n, d)
+        probs, _ = _SmallAttention._probs(qg, k, lse, ctx.scale, ctx.shape)
+        dg = dout.reshape(b, g, r * n, d).to(q.dtype)
+        dv = torch.matmul(probs.to(q.dtype).view(b, g, r * n, m).transpose(-1, -2), dg)
+        dp = torch.matmul(dg, v.transpose(-1, -2)).float().view(ctx.shape)
+        delta = (dout.float() * out.float()).sum(-1).view(b, g, r, n, 1)
+        ds = probs.mul_(dp.sub_(delta)).mul_(ctx.scale).to(q.dtype).view(b, g, r * n, m)
+        dq = torch.matmul(ds, k).view(b, g * r, n, d)
+        dk = torch.matmul(ds.transpose(-1, -2), qg)
+        return dq, dk, dv, None
 
 
 def dense_mask(layout: Layout, n: int, device: Any = None) -> torch.Tensor:
@@ -83,8 +157,11 @@ def dense_mask(layout: Layout, n: int, device: Any = None) -> torch.Tensor:
     return mask.tril()[None, None]
 
 
-def register() -> str:
-    """Make ``NAME`` an attention implementation transformers can load a model with."""
+def register(small_max: int = 0) -> str:
+    """Make ``NAME`` an attention implementation transformers can load a model with;
+    ``small_max`` sets :data:`math_max`."""
+    global math_max
+    math_max = small_max
     from transformers import AttentionInterface
     from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
 

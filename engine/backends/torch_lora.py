@@ -20,7 +20,14 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from engine.backends import StateError, torch_attention, torch_sharding, torch_state
+from engine.backends import (
+    StateError,
+    torch_attention,
+    torch_dropout,
+    torch_sharding,
+    torch_state,
+)
+from engine.backends.torch_loss import head_loss
 from engine.backends.packing import Packed, pack_window
 from engine.backends.torch_device import Placement, explain_device_error, memory_reader
 from engine.examples import IGNORE, Example
@@ -36,7 +43,7 @@ def load_model(model_dir: Path, cfg: dict[str, Any], placement: Placement) -> An
 
     base = AutoModelForCausalLM.from_pretrained(
         model_dir, dtype=placement.dtype, trust_remote_code=cfg["model"]["trust_remote_code"],
-        attn_implementation=torch_attention.register())
+        attn_implementation=torch_attention.register(cfg["train"]["attention_math_max"]))
     base.to(placement.device)
     base.config.use_cache = False
     if cfg["train"]["gradient_checkpointing"]:
@@ -47,13 +54,14 @@ def load_model(model_dir: Path, cfg: dict[str, Any], placement: Placement) -> An
                       target_modules=list(lc["target_modules"]), bias="none",
                       task_type="CAUSAL_LM")
     model = get_peft_model(base, lora)
+    torch_dropout.install(model)
     for p in model.parameters():
         if p.requires_grad:
             p.data = p.data.float()  # adapters train in fp32 whatever the base is
     return model
 
 
-def completion_loss(model: Any, packed: Packed, placement: Placement
+def completion_loss(model: Any, packed: Packed, placement: Placement, loss_chunk: int = 0
                     ) -> tuple[torch.Tensor, int]:
     """Summed cross-entropy over the sequence's trained tokens, projecting only those hidden
     states onto the vocabulary (the prompt's logits are never computed).
@@ -61,7 +69,8 @@ def completion_loss(model: Any, packed: Packed, placement: Placement
     A packed sequence (several records, maybe sharing a prefix; see
     :mod:`engine.backends.packing`) gets its positions and its layout, which lets each token
     see its own record and its shared prefix only, so the result equals running the records
-    one by one.
+    one by one. ``loss_chunk`` > 0 computes the loss that many positions at a time
+    (:mod:`engine.backends.torch_loss`); 0 is the plain cross-entropy.
     """
     inner = model.get_base_model()
     decoder, head = inner.get_decoder(), inner.get_output_embeddings()
@@ -78,20 +87,22 @@ def completion_loss(model: Any, packed: Packed, placement: Placement
     where = (target != IGNORE).nonzero(as_tuple=True)[0]
     with torch.autocast(device_type=dev, dtype=placement.dtype, enabled=placement.autocast):
         hidden = decoder(input_ids=ids[None, :], **kwargs).last_hidden_state[0]
-        logits = head(hidden[where])
-    loss = F.cross_entropy(logits.float(), target[where], reduction="sum")
+        if not loss_chunk:
+            loss = F.cross_entropy(head(hidden[where]).float(), target[where], reduction="sum")
+    if loss_chunk:  # in the head's own precision, outside autocast
+        loss = head_loss(head, hidden[where], target[where], loss_chunk)
     return loss, int(where.numel())
 
 
 class _Loss(torch.nn.Module):
     """The completion loss as one module's forward, so data parallelism sees every pass."""
 
-    def __init__(self, model: Any, placement: Placement) -> None:
+    def __init__(self, model: Any, placement: Placement, loss_chunk: int) -> None:
         super().__init__()
-        self.model, self.p = model, placement
+        self.model, self.p, self.loss_chunk = model, placement, loss_chunk
 
     def forward(self, packed: Packed) -> torch.Tensor:
-        return completion_loss(self.model, packed, self.p)[0]
+        return completion_loss(self.model, packed, self.p, self.loss_chunk)[0]
 
 
 #: What a process whose share of a step is empty runs (a step of 1 record on 2 processes):
@@ -132,7 +143,7 @@ class TorchLoRA:
     def load(self, learning_rate: float) -> None:
         torch.manual_seed(self.cfg["run"]["seed"])
         self.model = load_model(self.model_dir, self.cfg, self.p)
-        self.loss: Any = _Loss(self.model, self.p)
+        self.loss: Any = _Loss(self.model, self.p, self.cfg["train"]["loss_chunk_tokens"])
         if self.collective:
             self.loss = torch_sharding.shard(self.loss, self.model)
         elif self.world.size > 1:

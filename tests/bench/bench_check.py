@@ -12,7 +12,11 @@ Prints, measured side by side in this one run (each in a fresh process):
   - the CPU seconds each used per wall second (above 1: more than one core working), the CPU
     and the load average (the machine may be shared);
   - with ``--profile``: where stage 1's time goes (the reading thread's functions; the time it
-    waits on the tokenizing thread shows as ``acquire``), and the tokenizer alone.
+    waits on the tokenizing thread shows as ``acquire``), and the tokenizer alone. cProfile
+    inflates functions called very often (the duplicate-key hook runs once per JSON object);
+  - with ``--phases``: stage 1's pieces timed one after another without a profiler (wall and
+    CPU seconds each): reading, JSON with and without the duplicate-key hook, parsing and
+    validating, frames, answers, and the tokenizer on the texts stage 1 actually encodes.
 """
 
 from __future__ import annotations
@@ -81,6 +85,45 @@ print(json.dumps({"seconds": dt, "records": train["records"], "tokens": train["t
 """
 
 
+PHASES = r"""
+import json, os, sys, time
+from pathlib import Path
+from engine import config, models
+from engine.records import iter_lines, load_tools, parse_line, read_json_line
+from engine.render import Renderer
+cfg = config.load(None, [])
+tok = models.load_tokenizer(models.resolve(cfg["model"]["id"]))
+renderer = Renderer(tok, cfg["data"]["system_prompt"], load_tools(cfg["data"]["tools"]))
+def clock(name, f):
+    t0, c0 = time.perf_counter(), os.times()
+    out = f()
+    dt, c1 = time.perf_counter() - t0, os.times()
+    print(f"  {name:52} {dt:6.2f} s wall {c1.user - c0.user + c1.system - c0.system:6.2f} CPU s",
+          file=sys.stderr, flush=True)
+    return out
+raws = clock("read lines", lambda: [(f, n, raw) for f in sys.argv[1:]
+                                    for n, raw in iter_lines(Path(f))])
+clock("JSON with the duplicate-key hook", lambda: [read_json_line(r) for _, _, r in raws])
+clock("JSON without it (json.loads)", lambda: [json.loads(r) for _, _, r in raws])
+recs = clock("parse_line (decode, JSON, fields, tool calls)",
+             lambda: [parse_line(f, n, r, "train")[0] for f, n, r in raws])
+frames = clock("frame of each record", lambda: [renderer.frame(r) for r in recs])
+users = clock("user texts", lambda: [r.user_text for r in recs])
+answers = clock("distinct answers, rendered", lambda: list(
+    {(r.expect, r.output): renderer.answer(r)[0] for r in recs}.values()))
+fast = tok.backend_tokenizer
+def encode(texts):
+    return sum(len(e) for i in range(0, len(texts), 2048)
+               for e in fast.encode_batch_fast(texts[i:i + 2048], add_special_tokens=False))
+n = clock("tokenize user texts (batches, every core)", lambda: encode(users))
+m = clock("tokenize distinct answers", lambda: encode(answers))
+print(f"  encoded: {n / 1e6:.1f}M user tokens, {m / 1e6:.1f}M answer tokens ({len(answers):,} "
+      f"distinct answers of {len(recs):,}); {len(set(frames)):,} distinct frames",
+      file=sys.stderr)
+print(json.dumps({}))
+"""
+
+
 def child(code: str, *args: str, show_stderr: bool = False) -> dict:
     out = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True,
                          text=True, check=True)
@@ -108,6 +151,8 @@ def main() -> int:
     ap.add_argument("--records", type=int, default=40000)
     ap.add_argument("--data", default=str(ROOT / "bench-data" / "large"))
     ap.add_argument("--profile", action="store_true", help="also profile stage 1 (slower)")
+    ap.add_argument("--phases", action="store_true",
+                    help="also time stage 1's pieces one by one, without a profiler")
     args = ap.parse_args()
     data = Path(args.data)
     stamp = data / f".records-{args.records}"
@@ -152,6 +197,9 @@ def main() -> int:
         print("\nprofile of stage 1 (the reading thread; tokenizing runs on its worker):")
         prof = child(OURS, "--profile", *files, show_stderr=True)
         print(f"profiled run: {prof['seconds']:.1f} s wall, {prof['cpu_s']:.1f} CPU s")
+    if args.phases:
+        print(f"\nstage 1's pieces one after another ({_cpu_and_load()}):")
+        child(PHASES, *files, show_stderr=True)
     return 0
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -38,14 +39,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 COMMON = r"""
-import json, sys, time, torch
+import json, os, sys, time, torch
+if int(os.environ.get("BENCH_THREADS", "0")):
+    torch.set_num_threads(int(os.environ["BENCH_THREADS"]))
 from engine import config, models
 from engine.records import load_tools
 from engine.render import Renderer
 from engine.training.data import prepare
 steps, seq_len, accum, model_id = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 cfg = config.load(None, [f"dry_run.seq_len={seq_len}", f"dry_run.samples={steps * accum * 3}",
-                         "dry_run.learning_rate=2e-4", f"model.id={json.dumps(model_id)}"])
+                         "dry_run.learning_rate=2e-4", f"model.id={json.dumps(model_id)}",
+                         *json.loads(sys.argv[5])])
 folder = models.resolve(model_id)
 def peak_gb():
     import resource
@@ -73,7 +77,8 @@ ctx = StageContext(cfg=cfg, emit=lambda *a, **k: None, run_dir=tmp)
 plan = TrainPlan("dry_run", grad_accum=accum, epochs=1, max_steps=steps, stop_when=None,
                  checkpoint_root=tmp / "ck", adapter_dir=tmp / "lora")
 sd = StageData(examples, {})
-res = loop.train(ctx, plan, sd, backend_for(cfg)(folder, tok, ctx.emit), tok, [], None,
+trainer = backend_for(cfg)(folder, tok, ctx.emit)
+res = loop.train(ctx, plan, sd, trainer, tok, [], None,
                  order=lambda m: m)  # the same sequential order as the baseline
 from engine.backends.packing import pack_window
 run_through = logits = 0
@@ -84,7 +89,7 @@ for w in range(0, len(examples), accum):
         logits += p.trained
 print(json.dumps({"tokens": res.tokens, "seconds": res.seconds, "losses": res.losses,
                   "precision": res.placement.split("/")[-1], "run_through": run_through,
-                  "logits": logits, "peak_gb": peak_gb(), "why": trainer.placement.why}))
+                  "logits": logits, "peak_gb": peak_gb(), "why": trainer.p.why}))
 """
 
 BASELINE = COMMON + r"""
@@ -93,7 +98,7 @@ from torch.utils.data import Dataset, SequentialSampler
 from transformers import (AutoModelForCausalLM, DataCollatorForSeq2Seq, Trainer,
                           TrainerCallback, TrainingArguments)
 lc = cfg["lora"]
-precision = sys.argv[5]
+precision = sys.argv[6]
 model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
 model = get_peft_model(model, LoraConfig(r=lc["r"], lora_alpha=lc["alpha"],
                                          lora_dropout=lc["dropout"],
@@ -130,7 +135,9 @@ print(json.dumps({"tokens": tokens, "seconds": seconds, "losses": losses, "preci
 """
 
 PEAK = r"""
-import json, time, torch
+import json, os, time, torch
+if int(os.environ.get("BENCH_THREADS", "0")):
+    torch.set_num_threads(int(os.environ["BENCH_THREADS"]))
 out = {}
 for name, dt in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
     a = torch.randn(2048, 2048).to(dt); b = torch.randn(2048, 2048).to(dt)
@@ -177,9 +184,15 @@ def main() -> int:
     ap.add_argument("--model", default="default",
                     help="an HF folder, e.g. ~/.cache/web4tui/real-model/"
                          "qwen2.5-coder-0.5b-instruct-tied-bf16 (default: the embedded model)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch threads on both sides (0: torch's default, every core); 1 "
+                         "gives a per-core ratio that a busy shared machine disturbs less")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a config override for this trainer, e.g. train.pack_tokens=512")
     ap.add_argument("--baselines", default="fp32,bf16",
                     help="HF Trainer precisions to run (bf16 only where the CPU does it natively)")
     args = ap.parse_args()
+    os.environ["BENCH_THREADS"] = str(args.threads)
     model_id = str(Path(args.model).expanduser()) if args.model != "default" else "default"
     folder = child("import sys; from engine import models; import json; "
                    "print(json.dumps({'p': str(models.resolve(sys.argv[1]))}))", model_id)["p"]
@@ -189,12 +202,14 @@ def main() -> int:
                    "from engine.backends.precision_probe import choose; "
                    "print(json.dumps(dict(zip(('p', 'why'), choose('cpu', config.load(None, []))))))")
     wanted = [b for b in args.baselines.split(",") if b == "fp32" or native["p"] == "bf16"]
-    print(f"CPU: {_cpu_name()}; load average {_load()}; native choice: {native['p']} "
+    print(f"CPU: {_cpu_name()}, {os.cpu_count()} cores, torch threads "
+          f"{args.threads or 'default'}; load average {_load()}; native choice: {native['p']} "
           f"({native['why']})", flush=True)
     ours: list[dict] = []
     base: dict[str, list[dict]] = {b: [] for b in wanted}
     for r in range(args.rounds):
-        a = (str(args.steps), str(args.seq_len), str(args.grad_accum), model_id)
+        a = (str(args.steps), str(args.seq_len), str(args.grad_accum), model_id,
+             json.dumps(args.set))
         ours.append(child(OURS, *a))
         line = f"round {r + 1}: ours {ours[-1]['tokens'] / ours[-1]['seconds']:.0f} tok/s"
         for b in wanted:
@@ -230,7 +245,8 @@ def main() -> int:
               f"ran {r['run_through']:,} tokens, logits at {r['logits']:,}   "
               f"{of_peak(runs):.0%} of the {r['precision']} peak   peak memory "
               f"{r['peak_gb']:.2f} GB")
-    print(f"our precision: {ours[0]['why']}")
+    print(f"our precision: {ours[0]['why']}" + (f"; settings {' '.join(args.set)}"
+                                                    if args.set else ""))
     for b in base:
         mark = " (the faster baseline: this ratio counts)" if b == fastest else ""
         print(f"speed-up vs HF Trainer {b}: {o / rates[b]:.2f}x{mark}")
@@ -254,7 +270,6 @@ def _cpu_name() -> str:
 
 
 def _load() -> str:
-    import os
     try:
         return " ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:

@@ -62,8 +62,9 @@ def _grads(model, loss) -> dict[str, torch.Tensor]:
     return {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
-@pytest.mark.parametrize("share", [0, 4])
-def test_packed_loss_and_gradients_equal_separate_records(tmp_path: Path, share: int) -> None:
+@pytest.mark.parametrize("share,chunk", [(0, 0), (4, 0), (4, 3)])
+def test_packed_loss_and_gradients_equal_separate_records(tmp_path: Path, share: int,
+                                                          chunk: int) -> None:
     model, pl = _model(tmp_path)
     g = torch.Generator().manual_seed(0)
     frame = torch.randint(10, 40000, (7,), generator=g).tolist()
@@ -77,12 +78,14 @@ def test_packed_loss_and_gradients_equal_separate_records(tmp_path: Path, share:
     packs = pack_window(recs, 4096, share)
     # four records share the 7-token frame: three copies of it are not computed
     assert len(packs) == 1 and packs[0].shared_tokens == (3 * 7 if share else 0)
-    packed, count = completion_loss(model, packs[0], pl)
+    packed, count = completion_loss(model, packs[0], pl, chunk)  # chunk: the loss by slices
     together = _grads(model, packed)
     assert count == sum(p.trained for p in alone)
     assert packed.item() == pytest.approx(total.item(), rel=1e-5)
     for n, grad in together.items():
-        assert torch.allclose(grad, separate[n], atol=1e-5), n
+        # fp32 rounding: the packed pieces run another attention kernel than a lone record
+        scale = separate[n].abs().max().item()
+        assert (grad - separate[n]).abs().max().item() <= 1e-5 * max(1.0, scale), n
 
 
 def test_piecewise_attention_equals_the_dense_mask() -> None:
