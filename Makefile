@@ -116,10 +116,11 @@ test-fast: setup
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q -m "not real_model"
 
 # Each benchmark prints its own figures, measured side by side in one run.
-bench: setup
+bench: setup real-model
 	HF_HUB_OFFLINE=1 $(BIN)/python tests/bench/bench_check.py
 	HF_HUB_OFFLINE=1 $(BIN)/python tests/bench/bench_train.py
 	HF_HUB_OFFLINE=1 $(BIN)/python tests/bench/bench_generate.py
+	HF_HUB_OFFLINE=1 $(BIN)/python tests/bench/bench_gguf_eval.py --catalogue --prompts 24
 	HF_HUB_OFFLINE=1 $(BIN)/python tests/bench/bench_export.py
 	HF_HUB_OFFLINE=1 $(BIN)/python tests/bench/bench_ui.py
 
