@@ -185,7 +185,7 @@ def follow_headless(run: RunFolder, pid: int, stages: list[str]) -> int:
     missing = [s for s in stages if s not in follower.finished]
     if missing:
         print(f"the engine ended without finishing {', '.join(missing)}; last lines of "
-              f"{run.log}:\n{run.log_tail()}", file=sys.stderr)
+              f"{run.log_path}:\n{run.log_tail()}", file=sys.stderr)
         return 1
     blocked = [s for s, st in follower.finished.items() if s in stages and st == "blocked"]
     bad = {s: st for s, st in follower.finished.items()
@@ -223,7 +223,7 @@ def _offset_of_hello(run: RunFolder, pid: int) -> int:
 
     offset = 0
     try:
-        with open(run.events, "rb") as fh:
+        with open(run.events_path, "rb") as fh:
             for raw in fh:
                 ev = decode(raw)
                 if ev is not None and ev.type == "hello" and ev.get("pid") == pid:

@@ -80,7 +80,7 @@ TEXT_EVENTS = frozenset({"hello", "stage_started", "check", "sample", "advice", 
 class Follower:
     def __init__(self, run: RunFolder) -> None:
         self.run = run
-        self.reader = BatchReader(run.events)
+        self.reader = BatchReader(run.events_path)
         self.finished: dict[str, str] = {}
 
     def poll(self, max_bytes: int | None = None) -> list[Event]:

@@ -29,9 +29,9 @@ class RunSummary:
 
 
 def summarize(run: RunFolder) -> RunSummary:
-    stages = run.state().get("stages", {})
+    stages = run.read_state().get("stages", {})
     passed = sum(1 for s in checklist.STAGE_IDS if stages.get(s, {}).get("status") == "ok")
-    path = run.events if run.events.exists() else run.root / "config.toml"
+    path = run.events_path if run.events_path.exists() else run.root / "config.toml"
     updated = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
     return RunSummary(run, run_state(run), passed, best_eval(run), updated)
 
@@ -43,7 +43,7 @@ def run_state(run: RunFolder) -> str:
         return status
     if status == "new":
         return "pending"
-    stages = run.state().get("stages", {})
+    stages = run.read_state().get("stages", {})
     states = [stage_state(e.get("status"), (e.get("checks") or {}).values())
               for e in stages.values()]
     for worst in ("fail", "blocked", "cancelled", "warn", "pass"):
@@ -83,7 +83,7 @@ def best_eval(run: RunFolder) -> float | None:
 
 def _tail_events(run: RunFolder):  # noqa: ANN202
     try:
-        with open(run.events, "rb") as fh:
+        with open(run.events_path, "rb") as fh:
             fh.seek(0, os.SEEK_END)
             size = fh.tell()
             fh.seek(max(0, size - TAIL_BYTES))

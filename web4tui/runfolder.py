@@ -15,17 +15,6 @@ from engine.protocol import printable
 
 
 class RunFolder(run_layout.RunFolder):
-    @property
-    def events(self) -> Path:
-        return self.events_path
-
-    @property
-    def log(self) -> Path:
-        return self.log_path
-
-    def state(self) -> dict:
-        return self.read_state()
-
     def stop(self) -> int | None:
         """Ask the engine to stop gracefully (SIGTERM); returns the pid signalled."""
         pid = self.pid()
@@ -38,7 +27,7 @@ class RunFolder(run_layout.RunFolder):
 
     def log_tail(self, lines: int = 20) -> str:
         try:
-            with open(self.log, "rb") as fh:
+            with open(self.log_path, "rb") as fh:
                 fh.seek(0, os.SEEK_END)
                 fh.seek(max(0, fh.tell() - 16384))
                 text = fh.read().decode("utf-8", errors="replace")

@@ -115,7 +115,7 @@ async def test_malformed_lines_are_skipped_and_a_partial_line_waits(runs, make_a
         assert label(app, "sanity.valid_jsonl").startswith("✓")
         assert main.follower.reader.skipped == 3
         assert label(app, "sanity").startswith("▶")  # the stage is still running
-        with open(run.events, "a") as fh:  # the engine finishes its half-written line
+        with open(run.events_path, "a") as fh:  # the engine finishes its half-written line
             fh.write('nity", "type": "stage_finished", "status": "ok", "duration_s": 1, '
                      '"summary": {}}\n')
         await pilot.pause(0.3)
@@ -129,13 +129,13 @@ async def test_attach_replays_then_follows_incrementally(runs, make_app, fake_en
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause(0.3)
         reader = app.screen.follower.reader
-        assert reader.offset == run.events.stat().st_size
+        assert reader.offset == run.events_path.stat().st_size
         reads: list[int] = []
         original = reader.poll
         reader.poll = lambda max_bytes=None: (reads.append(reader.offset), original(max_bytes))[1]
         await pilot.pause(0.3)
         assert reads == []  # nothing new: no read at all, only a stat
-        with open(run.events, "a") as fh:
+        with open(run.events_path, "a") as fh:
             fh.write('{"v": 1, "seq": 50, "ts": 1760000100, "run": "passing", "stage": null, '
                      '"type": "log", "level": "warning", "message": "disk almost full"}\n')
         await pilot.pause(0.3)
@@ -149,7 +149,7 @@ async def test_a_finished_run_is_polled_slowly_and_still_follows(runs, make_app)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause(0.2)
         assert app.screen._fast_poll._active.is_set() is False  # no engine: no 10 Hz timer
-        with open(run.events, "a") as fh:  # e.g. `web4tui run` started in another terminal
+        with open(run.events_path, "a") as fh:  # e.g. `web4tui run` started in another terminal
             fh.write('{"v": 1, "seq": 50, "ts": 1760000100, "run": "passing", "stage": null, '
                      '"type": "log", "level": "info", "message": "hello from elsewhere"}\n')
         await pilot.pause(0.5)

@@ -111,7 +111,7 @@ async def test_the_view_follows_a_stage_that_is_still_reporting(runs, make_app,
         await pilot.pause(0.3)
         view = await open_result(app, pilot, "sanity")
         assert "took 1s" in view.text()
-        with open(run.events, "a") as fh:  # the stage is run again and reports anew
+        with open(run.events_path, "a") as fh:  # the stage is run again and reports anew
             fh.write('{"v": 1, "seq": 90, "ts": 1760000100, "run": "gated", "stage": "sanity",'
                      ' "type": "stage_started", "title": "Sanity check", "total": null}\n')
         for _ in range(40):

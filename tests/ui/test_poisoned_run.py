@@ -12,10 +12,10 @@ from test_poisoned_events import POISON  # noqa: E402
 
 async def test_the_app_replays_a_run_with_poisoned_events(runs, make_app) -> None:
     run = runs("training")
-    lines = run.events.read_text().splitlines()
+    lines = run.events_path.read_text().splitlines()
     poisoned = [line for pair in zip(lines, POISON * (len(lines) // len(POISON) + 1))
                 for line in pair]
-    run.events.write_text("\n".join(poisoned) + "\n")
+    run.events_path.write_text("\n".join(poisoned) + "\n")
     app = make_app(run)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause(0.3)
