@@ -46,7 +46,7 @@ def run_training(ctx: StageContext, stage: str, *, epochs: int, grad_accum: int,
             ctx.emit("log", level="warning", message=(
                 f"{stage}.grad_accum = {grad_accum} records per step on {n} processes: "
                 f"{n - grad_accum} of them idle each step; raise it to a multiple of {n}"))
-        pinned = pinned_precision(cfg)
+        pinned = pinned_precision(cfg, choice)
         ctx.emit("log", level="info", message=(
             f"training {stage} on {n} processes under {ranks.LAUNCHER} "
             f"({cfg['train']['strategy']}, {distributed.transport(choice.device)}, "
@@ -96,10 +96,10 @@ def backend_for(cfg: dict[str, Any]) -> Callable[..., loop.Backend]:
         cfg, folder, tok, place(cfg, choice), emit, world)
 
 
-def pinned_precision(cfg: dict[str, Any]) -> dict[str, Any]:
+def pinned_precision(cfg: dict[str, Any], choice: backends.Choice) -> dict[str, Any]:
     """``cfg`` with the number format decided once, here: processes that each timed their own
     matmul could choose differently, and sharded weights must agree."""
-    return {**cfg, "train": {**cfg["train"], "precision": backends.select(cfg).precision}}
+    return {**cfg, "train": {**cfg["train"], "precision": choice.precision}}
 
 
 def adapter_dir(run_dir: Path, stage: str) -> Path:
