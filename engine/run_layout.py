@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.protocol import live_pid
 
 RUN_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 #: Where runs go when no config says: the shipped default of ``run.outputs_dir``.
@@ -147,3 +147,73 @@ def find_run(name: str | None, root: Path) -> RunFolder:
     if not folder.root.is_dir():
         raise RunError(f"no run named {name!r} in {root}/ (see `web4tui runs`)")
     return folder
+
+
+# -- the engine's pid file ----------------------------------------------------------------------
+# ``engine.pid`` says "PID START": the pid and the process's start time, so a pid that a dead
+# engine left behind and the system has since given to another process is never mistaken for
+# the engine (nor signalled). Shared by the engine (writes) and the UI (reads, stops).
+
+def process_start_time(pid: int) -> str | None:
+    """An opaque, stable token for when ``pid`` started; None when no such process exists."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+        # the command name (field 2) may hold spaces and ')'; fields resume after the last ')'
+        return data[data.rindex(b")") + 2:].split()[19].decode("ascii")
+    except FileNotFoundError:
+        if os.path.isdir("/proc/self"):
+            return None  # Linux, and the process is gone
+    except (OSError, ValueError, IndexError):
+        return None
+    return _ps_start_time(pid)
+
+
+_PS_CACHE: dict[int, tuple[float, str | None]] = {}
+
+
+def _ps_start_time(pid: int) -> str | None:
+    """macOS and other systems without /proc: ask ``ps`` (cached a second: the app asks often)."""
+    import subprocess
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    hit = _PS_CACHE.get(pid)
+    if hit and time.monotonic() - hit[0] < 1.0:
+        return hit[1]
+    try:
+        out = subprocess.run(["ps", "-o", "lstart=", "-p", str(int(pid))], capture_output=True,
+                             text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        out = ""
+    token = "-".join(out.split()) or None
+    _PS_CACHE[pid] = (time.monotonic(), token)
+    return token
+
+
+def pid_file_text(pid: int | None = None) -> str:
+    pid = os.getpid() if pid is None else pid
+    return f"{pid} {process_start_time(pid) or '-'}\n"
+
+
+def live_pid(text: str) -> int | None:
+    """The pid in a pid file's text when that very process is still alive, else None."""
+    parts = text.split()
+    if not parts or not parts[0].isdigit() or len(parts[0]) > 10:
+        return None
+    pid = int(parts[0])
+    if pid <= 0:
+        return None
+    if len(parts) >= 2 and parts[1] != "-":
+        return pid if process_start_time(pid) == parts[1] else None
+    try:  # a pid file without a start time (an older engine): only existence can be checked
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    return pid

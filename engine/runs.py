@@ -161,7 +161,7 @@ class Run(RunFolder):
     def engine_pid(self) -> int | None:
         """The engine's pid while that very process lives (pid and start time both match); the
         lock names its holder before ``engine.pid`` exists."""
-        from engine.protocol import live_pid
+        from engine.run_layout import live_pid
 
         pid = self.pid()
         if pid is not None:
@@ -217,7 +217,7 @@ class RunLock:
         self._name_holder()
 
     def _name_holder(self) -> None:
-        from engine.protocol import pid_file_text
+        from engine.run_layout import pid_file_text
 
         assert self.fd is not None
         text = pid_file_text().encode("ascii")

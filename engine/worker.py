@@ -19,7 +19,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from engine import __version__, backends, checklist, protocol
+from engine import __version__, backends, checklist, protocol, run_layout
 from engine.backends import distributed
 from engine.runs import Run, RunLock, atomic_write
 from engine.stages import runner
@@ -84,7 +84,7 @@ def work(run_dir: Path, stages: list[str], *, resume: bool = False,
         if detach_output:
             _redirect_output(run.log_path)
         _setup_logging(run.log_path)
-        atomic_write(run.pid_path, protocol.pid_file_text())
+        atomic_write(run.pid_path, run_layout.pid_file_text())
         cfg = tomllib.loads(run.config_path.read_text(encoding="utf-8"))
         stop = StopFlag()
         stop.install()

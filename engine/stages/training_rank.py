@@ -23,7 +23,7 @@ from typing import Any
 
 from torch.distributed.elastic.multiprocessing.errors import record
 
-from engine import protocol
+from engine import protocol, run_layout
 from engine.backends import distributed
 from engine.context import Cancelled, StageContext
 from engine.runs import atomic_write
@@ -47,7 +47,7 @@ class _Stop:
         self.signalled = True
 
     def __call__(self) -> bool:
-        return self.signalled or self.file.exists() or protocol.live_pid(self.engine) is None
+        return self.signalled or self.file.exists() or run_layout.live_pid(self.engine) is None
 
 
 def _log_to(path: Path, rank: int) -> None:

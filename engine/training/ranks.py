@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine import protocol
+from engine import protocol, run_layout
 from engine.context import Cancelled, StageContext
 from engine.runs import atomic_write
 from engine.training.curves import LossBelow
@@ -86,7 +86,7 @@ def train(ctx: StageContext, plan: TrainPlan, n: int, run_dir: Path,
     folder.mkdir(parents=True)
     atomic_write(folder / "spec.json", json.dumps({
         "cfg": cfg or ctx.cfg, "run_dir": str(run_dir), "plan": plan_to_json(plan),
-        "engine": protocol.pid_file_text()}))
+        "engine": run_layout.pid_file_text()}))
     env = dict(os.environ)
     # the processes share the cores; torch.distributed.run would give each a single thread
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // n)))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import protocol
+from engine import run_layout
 from engine.runs import Run
 from web4tui.runfolder import RunFolder
 
@@ -35,9 +35,9 @@ def run_folder(tmp_path: Path, pid_text: str) -> RunFolder:
 
 
 def test_the_pid_file_records_the_start_time_of_its_process() -> None:
-    pid, start = protocol.pid_file_text().split()
-    assert int(pid) > 0 and start == protocol.process_start_time(int(pid))
-    assert protocol.live_pid(protocol.pid_file_text()) == int(pid)
+    pid, start = run_layout.pid_file_text().split()
+    assert int(pid) > 0 and start == run_layout.process_start_time(int(pid))
+    assert run_layout.live_pid(run_layout.pid_file_text()) == int(pid)
 
 
 def test_a_reused_pid_is_not_the_engine_and_is_never_signalled(
@@ -54,7 +54,7 @@ def test_a_reused_pid_is_not_the_engine_and_is_never_signalled(
 
 def test_the_live_engine_is_found_and_stopped(tmp_path: Path,
                                               bystander: subprocess.Popen[bytes]) -> None:
-    run = run_folder(tmp_path, protocol.pid_file_text(bystander.pid))
+    run = run_folder(tmp_path, run_layout.pid_file_text(bystander.pid))
     assert run.pid() == bystander.pid and run.status() == "running"
     assert run.stop() == bystander.pid
     assert bystander.wait(timeout=10) == -15
