@@ -181,6 +181,25 @@ class GGUFSource(Source):
                          verbose=False, logits_all=False)
         from engine.evaluate.generate import stop_token_ids
         self.stop = set(stop_token_ids(tokenizer)) | {self.llm.token_eos()}
+        self._last_prompt: list[int] = []
+
+    def _reusable(self, ids: Sequence[int]) -> int:
+        """How many cached tokens the next prompt may keep and still get a fresh context's answer.
+
+        llama.cpp reads a prompt in batches from position 0, and its CPU kernels take the rows
+        of a batch 4 at a time and the last few one by one, with other float sums. A suffix read
+        from a cut that is a multiple of ``eval.gguf_prefix_align`` puts every row in the block
+        a fresh context puts it in. The cut never reaches into the last answer: those tokens
+        were decoded one at a time, unlike a prompt's.
+        """
+        last, shared = self._last_prompt, 0
+        for a, b in zip(last, ids):
+            if a != b:
+                break
+            shared += 1
+        shared = min(shared, len(ids) - 1, self.llm.n_tokens)  # one token left to read
+        align = self.cfg["eval"]["gguf_prefix_align"]
+        return shared // align * align
 
     def __call__(self, records: Sequence[Record]) -> list[str]:
         import time
@@ -197,6 +216,8 @@ class GGUFSource(Source):
             if self.should_stop():
                 break
             ids = self.llm.tokenize(prompts[i].encode("utf-8"), add_bos=False, special=True)
+            self.llm.n_tokens = self._reusable(ids)  # llama-cpp-python keeps only these
+            self._last_prompt = ids
             out: list[int] = []
             for token in self.llm.generate(ids, top_k=1, top_p=1.0, temp=0.0,
                                            repeat_penalty=1.0, reset=True):

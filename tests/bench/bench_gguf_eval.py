@@ -2,7 +2,7 @@
 context for every prompt (what evaluation did before), same prompts, same settings.
 
     python tests/bench/bench_gguf_eval.py [--gguf FILE] [--prompts 6] [--max-new-tokens 64]
-                                          [--catalogue]
+                                          [--catalogue] [--align 4]
 
 ``--gguf`` defaults to the real Qwen2.5-Coder-0.5B-Instruct Q4_K_M that ``make real-model``
 assembles. The prompts are the tool records of data/eval (every k-th), rendered as stage 5
@@ -32,6 +32,8 @@ def main() -> int:
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--catalogue", action="store_true",
                     help="every prompt lists the whole tool catalogue (one shared frame)")
+    ap.add_argument("--align", type=int, default=0,
+                    help="eval.gguf_prefix_align (default: the configured value)")
     args = ap.parse_args()
 
     from engine import config
@@ -45,6 +47,7 @@ def main() -> int:
         return 2
     cfg = config.defaults()
     cfg["eval"]["max_new_tokens"] = args.max_new_tokens
+    cfg["eval"]["gguf_prefix_align"] = args.align or cfg["eval"]["gguf_prefix_align"]
     records, _ = load_records([ROOT / "data" / "eval"])
     tools = [r for r in records if r.bucket == "tool"]
     picked = tools[:: max(1, len(tools) // args.prompts)][: args.prompts]
@@ -55,7 +58,8 @@ def main() -> int:
     lengths = [len(source.llm.tokenize(p.encode(), add_bos=False, special=True))
                for p in (source.renderer.render(r).prompt for r in picked)]
     print(f"{gguf.name}: {len(picked)} tool prompts ({min(lengths)}-{max(lengths)} tokens), "
-          f"max {args.max_new_tokens} new tokens; CPU {os.cpu_count()} cores, "
+          f"max {args.max_new_tokens} new tokens, prefix cut to a multiple of "
+          f"{cfg['eval']['gguf_prefix_align']}; CPU {os.cpu_count()} cores, "
           f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
 
     t0 = time.perf_counter()

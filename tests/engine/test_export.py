@@ -191,9 +191,19 @@ def test_gguf_answers_reuse_the_shared_prefix_and_equal_fresh_ones(trained_run) 
         export_stage.run(stage_ctx(cfg, run)[0])
     records = core.select(core.load_records(cfg["data"]["eval"])[0], 2)
     source = GGUFSource(gguf, dict(cfg, eval=dict(cfg["eval"], max_new_tokens=12)))
+    read: list[int] = []  # prompt tokens llama.cpp read, per call of eval
+    evaluate = source.llm.eval
+    source.llm.eval = lambda tokens: (read.append(len(tokens)), evaluate(tokens))[1]
     shared = source(records)
+    prompts = [source.llm.tokenize(p.encode(), add_bos=False, special=True)
+               for p in source.last_prompts]
+    common = next(k for k in range(min(map(len, prompts)) + 1)  # the system prompt at least
+                  if k == min(map(len, prompts)) or len({p[k] for p in prompts}) > 1)
+    kept_reads = sum(n for n in read if n > 1)  # answer tokens are read one at a time
     fresh = []
     for rec in records:
         source.llm.reset()  # what every prompt used to pay for
         fresh.append(source([rec])[0])
     assert shared == fresh and len(shared) == len(records)
+    assert common > 8 and kept_reads <= sum(map(len, prompts)) - (len(prompts) - 1) * (
+        common // 4 * 4), (kept_reads, common)
