@@ -7,13 +7,15 @@ backward) — on a CPU that made packing slower than no packing at all. Here att
 per piece instead: each shared prefix causally on its own, and each record's own tokens against
 [its prefix, itself] — exactly the scores a record would compute alone, nothing more.
 
-On a CPU, SDPA's fused kernel is slow for the short pieces of a packed step (measured in bf16
-on one thread: 1.5x slower than plain matrix products at 150 tokens, even at ~300, faster
-from ~450 on, as the fp32 scores outgrow the cache), so pieces with at most
-``math_max`` scores per head run :class:`_SmallAttention` instead: the scores of a piece as
-one matrix product per key head, softmax in fp32, and a backward that recomputes them from the
-saved log-sum-exp (so, like the fused kernel, it keeps no scores between forward and
-backward). Longer pieces, other devices and attention dropout keep SDPA.
+On a CPU, SDPA's fused kernel is slow for the pieces of a packed step (measured in bf16 on
+2 threads, forward and backward: 1.8x slower than plain matrix products at 150 tokens, 1.4x
+at 300, 2x at 556 tokens after a 24-token prefix, where a mask costs the kernel its causal
+skip), so there every piece runs :class:`_SmallAttention` instead: the scores of a block of
+queries as one matrix product per key head, against the keys that block may see, softmax in
+fp32, and a backward that recomputes them from the saved log-sum-exp (so, like the fused
+kernel, it keeps no scores between forward and backward). A block holds at most
+``math_max`` scores per head, which keeps them in cache, and a short piece is one block.
+Other devices and attention dropout keep SDPA.
 
 The function is registered with transformers' attention interface, so it works for every model
 that routes attention through it (Llama, Qwen2, Mistral, …). It is used when the call
@@ -32,8 +34,8 @@ __all__ = ["NAME", "Layout", "dense_mask", "packed_attention", "register"]
 
 NAME = "web4tui_packed"
 
-#: Scores per head (query tokens x key tokens) up to which a piece runs _SmallAttention on a
-#: CPU; set from train.attention_math_max by :func:`register`.
+#: Most scores per head (query tokens x key tokens) in one block of _SmallAttention on a CPU
+#: (0: SDPA); set from train.attention_math_max by :func:`register`.
 math_max = 0
 
 # One group: (prefix start, prefix length, [(record start, record length), ...]), in token
@@ -50,7 +52,7 @@ def packed_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value:
     n = query.shape[2]
     if packed_layout is None and (
             attention_mask is not None or not module.training or dropout
-            or query.device.type != "cpu" or key.shape[2] != n or n * n > math_max):
+            or query.device.type != "cpu" or key.shape[2] != n or not math_max):
         return sdpa_attention_forward(module, query, key, value, attention_mask,
                                       dropout=dropout, scaling=scaling, **kwargs)
     if packed_layout is None:  # one whole record in training: one causal piece
@@ -73,17 +75,17 @@ def packed_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value:
     for _, shared, records in packed_layout:
         if shared:
             kp, vp = ks[i], vs[i]
-            if shared * shared <= small:
-                pieces.append(_SmallAttention.apply(qs[i], kp, vp, scaling))
+            if small:
+                pieces.append(_SmallAttention.apply(qs[i], kp, vp, scaling, small))
             else:
                 pieces.append(F.scaled_dot_product_attention(
                     qs[i], kp, vp, dropout_p=p, is_causal=True, scale=scaling, enable_gqa=gqa))
             i += 1
         for _, n in records:
-            if n * (shared + n) <= small:  # the record sees [its prefix, itself causally]
+            if small:  # the record sees [its prefix, itself causally]
                 pieces.append(_SmallAttention.apply(
                     qs[i], torch.cat([kp, ks[i]], dim=2) if shared else ks[i],
-                    torch.cat([vp, vs[i]], dim=2) if shared else vs[i], scaling))
+                    torch.cat([vp, vs[i]], dim=2) if shared else vs[i], scaling, small))
             elif not shared:
                 pieces.append(F.scaled_dot_product_attention(
                     qs[i], ks[i], vs[i], dropout_p=p, is_causal=True, scale=scaling,
@@ -101,7 +103,9 @@ def packed_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value:
 class _SmallAttention(torch.autograd.Function):
     """Causal attention of n queries on the last n of m keys (the first m - n, a shared
     prefix, seen by all), grouped-query heads without copying keys: the query heads of one
-    key head are stacked into one matrix product."""
+    key head are stacked into one matrix product. Queries go in blocks of at most ``most``
+    scores per head; a block's queries see the keys up to their own, never the ones after
+    the block, so the masked half of a long piece is mostly never computed."""
 
     @staticmethod
     def _probs(qg: torch.Tensor, k: torch.Tensor, lse: torch.Tensor | None, scale: float,
@@ -115,33 +119,55 @@ class _SmallAttention(torch.autograd.Function):
         return s.sub_(lse).exp_(), lse
 
     @staticmethod
-    def forward(ctx: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float
-                ) -> torch.Tensor:
+    def _blocks(n: int, m: int, most: int) -> list[tuple[int, int, int]]:
+        """(first query, end query, keys seen) of each block."""
+        size = max(16, most // max(1, m) // 16 * 16) if most else n
+        return [(a, min(n, a + size), m - n + min(n, a + size)) for a in range(0, n, size)]
+
+    @staticmethod
+    def forward(ctx: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float,
+                most: int) -> torch.Tensor:
         b, h, n, d = q.shape
         g, m = k.shape[1], k.shape[2]
-        shape = (b, g, h // g, n, m)
-        qg = q.reshape(b, g, h // g * n, d)
-        probs, lse = _SmallAttention._probs(qg, k, None, scale, shape)
-        out = torch.matmul(probs.to(q.dtype).view(b, g, -1, m), v).view(b, h, n, d)
-        ctx.save_for_backward(q, k, v, out, lse)
-        ctx.scale, ctx.shape = scale, shape
+        outs, lses = [], []
+        for a, e, seen in _SmallAttention._blocks(n, m, most):
+            shape = (b, g, h // g, e - a, seen)
+            qg = q[:, :, a:e].reshape(b, g, h // g * (e - a), d)
+            probs, lse = _SmallAttention._probs(qg, k[:, :, :seen], None, scale, shape)
+            outs.append(torch.matmul(probs.to(q.dtype).view(b, g, -1, seen), v[:, :, :seen])
+                        .view(b, h, e - a, d))
+            lses.append(lse)
+        out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
+        ctx.save_for_backward(q, k, v, out, *lses)
+        ctx.scale, ctx.most = scale, most
         return out
 
     @staticmethod
     def backward(ctx: Any, dout: torch.Tensor) -> tuple[Any, ...]:
-        q, k, v, out, lse = ctx.saved_tensors
-        b, g, r, n, m = ctx.shape
-        d = q.shape[-1]
-        qg = q.reshape(b, g, r * n, d)
-        probs, _ = _SmallAttention._probs(qg, k, lse, ctx.scale, ctx.shape)
-        dg = dout.reshape(b, g, r * n, d).to(q.dtype)
-        dv = torch.matmul(probs.to(q.dtype).view(b, g, r * n, m).transpose(-1, -2), dg)
-        dp = torch.matmul(dg, v.transpose(-1, -2)).float().view(ctx.shape)
-        delta = (dout.float() * out.float()).sum(-1).view(b, g, r, n, 1)
-        ds = probs.mul_(dp.sub_(delta)).mul_(ctx.scale).to(q.dtype).view(b, g, r * n, m)
-        dq = torch.matmul(ds, k).view(b, g * r, n, d)
-        dk = torch.matmul(ds.transpose(-1, -2), qg)
-        return dq, dk, dv, None
+        q, k, v, out, *lses = ctx.saved_tensors
+        b, h, n, d = q.shape
+        g, m = k.shape[1], k.shape[2]
+        r = h // g
+        blocks = _SmallAttention._blocks(n, m, ctx.most)
+        # several blocks add into the keys they share: sum those in fp32
+        acc = torch.float32 if len(blocks) > 1 else k.dtype
+        dq = torch.empty_like(q)
+        dk = torch.zeros(k.shape, dtype=acc, device=k.device)
+        dv = torch.zeros(v.shape, dtype=acc, device=v.device)
+        for (a, e, seen), lse in zip(blocks, lses):
+            c, shape = e - a, (b, g, r, e - a, seen)
+            qg = q[:, :, a:e].reshape(b, g, r * c, d)
+            probs, _ = _SmallAttention._probs(qg, k[:, :, :seen], lse, ctx.scale, shape)
+            dg = dout[:, :, a:e].reshape(b, g, r * c, d).to(q.dtype)
+            dv[:, :, :seen] += torch.matmul(
+                probs.to(q.dtype).view(b, g, r * c, seen).transpose(-1, -2), dg)
+            dp = torch.matmul(dg, v[:, :, :seen].transpose(-1, -2)).float().view(shape)
+            delta = (dout[:, :, a:e].float() * out[:, :, a:e].float()).sum(-1).view(
+                b, g, r, c, 1)
+            ds = probs.mul_(dp.sub_(delta)).mul_(ctx.scale).to(q.dtype).view(b, g, r * c, seen)
+            dq[:, :, a:e] = torch.matmul(ds, k[:, :, :seen]).view(b, h, c, d)
+            dk[:, :, :seen] += torch.matmul(ds.transpose(-1, -2), qg)
+        return dq, dk.to(k.dtype), dv.to(v.dtype), None, None
 
 
 def dense_mask(layout: Layout, n: int, device: Any = None) -> torch.Tensor:

@@ -41,9 +41,11 @@ def test_a_trained_head_takes_the_plain_path() -> None:
     assert head.weight.grad is not None
 
 
-@pytest.mark.parametrize("n,prefix", [(1, 0), (6, 0), (5, 4), (9, 11)])
-def test_small_attention_equals_sdpa(n: int, prefix: int) -> None:
-    """n queries against [prefix, themselves causally], 6 query heads on 2 key heads."""
+@pytest.mark.parametrize("n,prefix,blocks", [(1, 0, 1), (6, 0, 1), (5, 4, 1), (9, 11, 1),
+                                             (40, 0, 3), (40, 7, 3), (33, 5, 3)])
+def test_small_attention_equals_sdpa(n: int, prefix: int, blocks: int) -> None:
+    """n queries against [prefix, themselves causally], 6 query heads on 2 key heads, in
+    ``blocks`` blocks of queries (the smallest block is 16 queries)."""
     from torch.nn.attention.bias import causal_lower_right
 
     g = torch.Generator().manual_seed(n)
@@ -54,7 +56,9 @@ def test_small_attention_equals_sdpa(n: int, prefix: int) -> None:
     want = F.scaled_dot_product_attention(
         q, k.repeat_interleave(3, 1), v.repeat_interleave(3, 1),
         attn_mask=causal_lower_right(n, prefix + n)._materialize(), scale=0.3)
-    got = _SmallAttention.apply(q, k, v, 0.3)
+    most = 16 * (prefix + n) if blocks > 1 else 0
+    assert len(_SmallAttention._blocks(n, prefix + n, most)) == blocks
+    got = _SmallAttention.apply(q, k, v, 0.3, most)
     assert torch.allclose(got, want, atol=1e-6)
     want_grads = torch.autograd.grad(want, (q, k, v), dout)
     got_grads = torch.autograd.grad(got, (q, k, v), dout)
@@ -104,14 +108,15 @@ def test_a_lone_record_trains_through_the_small_attention(tmp_path: Path, monkey
     real = _SmallAttention.apply
     monkeypatch.setattr(_SmallAttention, "apply", lambda *a: calls.append(1) or real(*a))
     out = {}
-    for limit in (0, 10**6):  # SDPA's kernel, then the matrix products
+    for limit in (0, 10**6, 480):  # SDPA's kernel, the matrix products in one block, in two
         monkeypatch.setattr(torch_attention, "math_max", limit)
         model.zero_grad()
         loss, _ = completion_loss(model, pack, place(cfg), 4)
         loss.backward()
         out[limit] = (loss.item(), [p_.grad.clone() for p_ in model.parameters()
                                     if p_.requires_grad])
-    assert len(calls) == model.config.num_hidden_layers  # every layer, only the second time
-    assert out[0][0] == pytest.approx(out[10**6][0], rel=1e-6)
-    for a, b in zip(out[0][1], out[10**6][1]):
-        assert torch.allclose(a, b, atol=1e-5 * max(1.0, b.abs().max().item()))
+    assert len(calls) == 2 * model.config.num_hidden_layers  # every layer, not with SDPA
+    for limit in (10**6, 480):
+        assert out[0][0] == pytest.approx(out[limit][0], rel=1e-6)
+        for a, b in zip(out[0][1], out[limit][1]):
+            assert torch.allclose(a, b, atol=1e-5 * max(1.0, b.abs().max().item()))
