@@ -25,6 +25,7 @@ otherwise (generation, a padded batch) it is plain SDPA.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -100,6 +101,12 @@ def packed_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value:
     return out.transpose(1, 2).contiguous(), None
 
 
+@functools.lru_cache(maxsize=64)
+def _hidden(n: int, device: Any) -> torch.Tensor:
+    """Of a block's last n keys, the ones each of its n queries may not see: (n, n - 1)."""
+    return torch.ones(n, n - 1, dtype=torch.bool, device=device).triu_()
+
+
 class _SmallAttention(torch.autograd.Function):
     """Causal attention of n queries on the last n of m keys (the first m - n, a shared
     prefix, seen by all), grouped-query heads without copying keys: the query heads of one
@@ -110,13 +117,17 @@ class _SmallAttention(torch.autograd.Function):
     @staticmethod
     def _probs(qg: torch.Tensor, k: torch.Tensor, lse: torch.Tensor | None, scale: float,
                shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Softmax of the block's scores (in place of them), and their log-sum-exp: given
+        ``lse``, one pass of exp; without, still one (the row maximum, exp, then the sum)."""
         n, m = shape[-2], shape[-1]
         s = torch.matmul(qg, k.transpose(-1, -2)).float().view(shape).mul_(scale)
-        hidden = torch.ones(n, m, dtype=torch.bool, device=s.device).triu_(m - n + 1)
-        s.masked_fill_(hidden, float("-inf"))
-        if lse is None:
-            lse = torch.logsumexp(s, dim=-1, keepdim=True)
-        return s.sub_(lse).exp_(), lse
+        if n > 1:  # only the block's last n keys are partly hidden: its causal triangle
+            s[..., m - n + 1:].masked_fill_(_hidden(n, s.device), float("-inf"))
+        if lse is not None:
+            return s.sub_(lse).exp_(), lse
+        top = s.amax(dim=-1, keepdim=True)
+        sums = s.sub_(top).exp_().sum(dim=-1, keepdim=True)
+        return s.div_(sums), top.add_(sums.log_())
 
     @staticmethod
     def _blocks(n: int, m: int, most: int) -> list[tuple[int, int, int]]:
