@@ -15,6 +15,9 @@ queries as one matrix product per key head, against the keys that block may see,
 fp32, and a backward that recomputes them from the saved log-sum-exp (so, like the fused
 kernel, it keeps no scores between forward and backward). A block holds at most
 ``math_max`` scores per head, which keeps them in cache, and a short piece is one block.
+A piece with at most ``keep_max`` scores per head keeps its probabilities (in the base's
+format, as the product with the values already needs them) instead: its backward then skips
+the recomputation, a third of attention's work, for memory that stays small for short pieces.
 Other devices and attention dropout keep SDPA.
 
 The function is registered with transformers' attention interface, so it works for every model
@@ -38,6 +41,9 @@ NAME = "web4tui_packed"
 #: Most scores per head (query tokens x key tokens) in one block of _SmallAttention on a CPU
 #: (0: SDPA); set from train.attention_math_max by :func:`register`.
 math_max = 0
+#: Most scores per head of a piece whose probabilities are kept for backward (0: recompute);
+#: set from train.attention_keep_max by :func:`register`.
+keep_max = 0
 
 # One group: (prefix start, prefix length, [(record start, record length), ...]), in token
 # positions of the packed sequence; a group without a shared prefix has prefix length 0.
@@ -77,7 +83,7 @@ def packed_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value:
         if shared:
             kp, vp = ks[i], vs[i]
             if small:
-                pieces.append(_SmallAttention.apply(qs[i], kp, vp, scaling, small))
+                pieces.append(_SmallAttention.apply(qs[i], kp, vp, scaling, small, keep_max))
             else:
                 pieces.append(F.scaled_dot_product_attention(
                     qs[i], kp, vp, dropout_p=p, is_causal=True, scale=scaling, enable_gqa=gqa))
@@ -86,7 +92,8 @@ def packed_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value:
             if small:  # the record sees [its prefix, itself causally]
                 pieces.append(_SmallAttention.apply(
                     qs[i], torch.cat([kp, ks[i]], dim=2) if shared else ks[i],
-                    torch.cat([vp, vs[i]], dim=2) if shared else vs[i], scaling, small))
+                    torch.cat([vp, vs[i]], dim=2) if shared else vs[i], scaling, small,
+                    keep_max))
             elif not shared:
                 pieces.append(F.scaled_dot_product_attention(
                     qs[i], ks[i], vs[i], dropout_p=p, is_causal=True, scale=scaling,
@@ -137,25 +144,28 @@ class _SmallAttention(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float,
-                most: int) -> torch.Tensor:
+                most: int, keep: int = 0) -> torch.Tensor:
         b, h, n, d = q.shape
         g, m = k.shape[1], k.shape[2]
-        outs, lses = [], []
-        for a, e, seen in _SmallAttention._blocks(n, m, most):
+        blocks = _SmallAttention._blocks(n, m, most)
+        ctx.kept = sum((e - a) * seen for a, e, seen in blocks) <= keep
+        outs, saved = [], []
+        for a, e, seen in blocks:
             shape = (b, g, h // g, e - a, seen)
             qg = q[:, :, a:e].reshape(b, g, h // g * (e - a), d)
             probs, lse = _SmallAttention._probs(qg, k[:, :, :seen], None, scale, shape)
-            outs.append(torch.matmul(probs.to(q.dtype).view(b, g, -1, seen), v[:, :, :seen])
+            probs = probs.to(q.dtype)
+            outs.append(torch.matmul(probs.view(b, g, -1, seen), v[:, :, :seen])
                         .view(b, h, e - a, d))
-            lses.append(lse)
+            saved.append(probs if ctx.kept else lse)
         out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)
-        ctx.save_for_backward(q, k, v, out, *lses)
+        ctx.save_for_backward(q, k, v, out, *saved)
         ctx.scale, ctx.most = scale, most
         return out
 
     @staticmethod
     def backward(ctx: Any, dout: torch.Tensor) -> tuple[Any, ...]:
-        q, k, v, out, *lses = ctx.saved_tensors
+        q, k, v, out, *saved = ctx.saved_tensors
         b, h, n, d = q.shape
         g, m = k.shape[1], k.shape[2]
         r = h // g
@@ -165,20 +175,21 @@ class _SmallAttention(torch.autograd.Function):
         dq = torch.empty_like(q)
         dk = torch.zeros(k.shape, dtype=acc, device=k.device)
         dv = torch.zeros(v.shape, dtype=acc, device=v.device)
-        for (a, e, seen), lse in zip(blocks, lses):
+        for (a, e, seen), kept in zip(blocks, saved):
             c, shape = e - a, (b, g, r, e - a, seen)
             qg = q[:, :, a:e].reshape(b, g, r * c, d)
-            probs, _ = _SmallAttention._probs(qg, k[:, :, :seen], lse, ctx.scale, shape)
+            probs = kept.view(shape) if ctx.kept else _SmallAttention._probs(
+                qg, k[:, :, :seen], kept, ctx.scale, shape)[0]
             dg = dout[:, :, a:e].reshape(b, g, r * c, d).to(q.dtype)
             dv[:, :, :seen] += torch.matmul(
                 probs.to(q.dtype).view(b, g, r * c, seen).transpose(-1, -2), dg)
             dp = torch.matmul(dg, v[:, :, :seen].transpose(-1, -2)).float().view(shape)
             delta = (dout[:, :, a:e].float() * out[:, :, a:e].float()).sum(-1).view(
                 b, g, r, c, 1)
-            ds = probs.mul_(dp.sub_(delta)).mul_(ctx.scale).to(q.dtype).view(b, g, r * c, seen)
+            ds = dp.sub_(delta).mul_(probs).mul_(ctx.scale).to(q.dtype).view(b, g, r * c, seen)
             dq[:, :, a:e] = torch.matmul(ds, k[:, :, :seen]).view(b, h, c, d)
             dk[:, :, :seen] += torch.matmul(ds.transpose(-1, -2), qg)
-        return dq, dk.to(k.dtype), dv.to(v.dtype), None, None
+        return dq, dk.to(k.dtype), dv.to(v.dtype), None, None, None
 
 
 def dense_mask(layout: Layout, n: int, device: Any = None) -> torch.Tensor:
@@ -194,11 +205,11 @@ def dense_mask(layout: Layout, n: int, device: Any = None) -> torch.Tensor:
     return mask.tril()[None, None]
 
 
-def register(small_max: int = 0) -> str:
+def register(small_max: int = 0, kept_max: int = 0) -> str:
     """Make ``NAME`` an attention implementation transformers can load a model with;
-    ``small_max`` sets :data:`math_max`."""
-    global math_max
-    math_max = small_max
+    ``small_max`` sets :data:`math_max` and ``kept_max`` :data:`keep_max`."""
+    global math_max, keep_max
+    math_max, keep_max = small_max, kept_max
     from transformers import AttentionInterface
     from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
 

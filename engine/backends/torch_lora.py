@@ -43,7 +43,8 @@ def load_model(model_dir: Path, cfg: dict[str, Any], placement: Placement) -> An
 
     base = AutoModelForCausalLM.from_pretrained(
         model_dir, dtype=placement.dtype, trust_remote_code=cfg["model"]["trust_remote_code"],
-        attn_implementation=torch_attention.register(cfg["train"]["attention_math_max"]))
+        attn_implementation=torch_attention.register(cfg["train"]["attention_math_max"],
+                                                    cfg["train"]["attention_keep_max"]))
     base.to(placement.device)
     base.config.use_cache = False
     if cfg["train"]["gradient_checkpointing"]:

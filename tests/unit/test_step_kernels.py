@@ -41,11 +41,13 @@ def test_a_trained_head_takes_the_plain_path() -> None:
     assert head.weight.grad is not None
 
 
+@pytest.mark.parametrize("keep", [0, 10**6])
 @pytest.mark.parametrize("n,prefix,blocks", [(1, 0, 1), (6, 0, 1), (5, 4, 1), (9, 11, 1),
                                              (40, 0, 3), (40, 7, 3), (33, 5, 3)])
-def test_small_attention_equals_sdpa(n: int, prefix: int, blocks: int) -> None:
+def test_small_attention_equals_sdpa(n: int, prefix: int, blocks: int, keep: int) -> None:
     """n queries against [prefix, themselves causally], 6 query heads on 2 key heads, in
-    ``blocks`` blocks of queries (the smallest block is 16 queries)."""
+    ``blocks`` blocks of queries (the smallest block is 16 queries), the probabilities
+    recomputed in backward or ``keep`` (kept when a piece has at most that many scores)."""
     from torch.nn.attention.bias import causal_lower_right
 
     g = torch.Generator().manual_seed(n)
@@ -58,7 +60,7 @@ def test_small_attention_equals_sdpa(n: int, prefix: int, blocks: int) -> None:
         attn_mask=causal_lower_right(n, prefix + n)._materialize(), scale=0.3)
     most = 16 * (prefix + n) if blocks > 1 else 0
     assert len(_SmallAttention._blocks(n, prefix + n, most)) == blocks
-    got = _SmallAttention.apply(q, k, v, 0.3, most)
+    got = _SmallAttention.apply(q, k, v, 0.3, most, keep)
     assert torch.allclose(got, want, atol=1e-6)
     want_grads = torch.autograd.grad(want, (q, k, v), dout)
     got_grads = torch.autograd.grad(got, (q, k, v), dout)
