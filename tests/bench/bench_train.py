@@ -1,10 +1,10 @@
 """Training speed: this trainer against an HF Trainer + peft baseline, side by side.
 
     python tests/bench/bench_train.py [--steps 4] [--grad-accum 8] [--rounds 2] [--seq-len 1024]
-        [--model HF_FOLDER] [--baselines fp32,bf16]
+        [--model HF_FOLDER|real] [--baselines fp32,bf16]
 
 Both train LoRA (the config's r/alpha/dropout/targets) on the default model (or ``--model``,
-e.g. the real Qwen2.5-Coder-0.5B folder) for the same
+``real``, the real Qwen2.5-Coder-0.5B-Instruct) for the same
 number of optimizer steps over the same demo records (the dry run's mix, at its sequence
 length, so tool-call records with their tool listing are in) in the same order (batch 1,
 gradient accumulation over ``--grad-accum`` records), in fresh processes, alternating ours /
@@ -182,8 +182,9 @@ def main() -> int:
     ap.add_argument("--grad-accum", type=int, default=8,
                     help="records per optimizer step (the mini stage's default)")
     ap.add_argument("--model", default="default",
-                    help="an HF folder, e.g. ~/.cache/web4tui/real-model/"
-                         "qwen2.5-coder-0.5b-instruct-tied-bf16 (default: the embedded model)")
+                    help="an HF folder, or 'real': the real Qwen2.5-Coder-0.5B-Instruct as "
+                         "published (tied, bf16; `make real-model` fetches it) (default: the "
+                         "embedded model)")
     ap.add_argument("--threads", type=int, default=0,
                     help="torch threads on both sides (0: torch's default, every core); 1 "
                          "gives a per-core ratio that a busy shared machine disturbs less")
@@ -194,6 +195,9 @@ def main() -> int:
     args = ap.parse_args()
     os.environ["BENCH_THREADS"] = str(args.threads)
     model_id = str(Path(args.model).expanduser()) if args.model != "default" else "default"
+    if args.model == "real":
+        model_id = child("import json; from tests.support import real_model; "
+                         "print(json.dumps({'p': str(real_model.tied_folder())}))")["p"]
     folder = child("import sys; from engine import models; import json; "
                    "print(json.dumps({'p': str(models.resolve(sys.argv[1]))}))", model_id)["p"]
     sizes = child(SIZES, folder)
