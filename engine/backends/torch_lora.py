@@ -60,8 +60,10 @@ def load_model(model_dir: Path, cfg: dict[str, Any], placement: Placement) -> An
         # peft copies each adapter's input to fp32 (the adapters' dtype), and autocast copies
         # it back to the base's format for the matrix product: the same numbers at the cost
         # of two copies per adapter. Kept in the base's format, dropout reads half the bytes.
+        # An adapted output layer runs outside autocast (torch_loss): it keeps peft's copy.
+        head = model.get_base_model().get_output_embeddings()
         for module in model.modules():
-            if hasattr(module, "lora_A"):
+            if hasattr(module, "lora_A") and module is not head:
                 module.cast_input_dtype_enabled = False
     for p in model.parameters():
         if p.requires_grad:
@@ -272,9 +274,10 @@ class TorchLoRA:
                        add_special_tokens=False).input_ids.to(self.p.device)
         self.model.eval()
         try:
-            with torch_sharding.unsharded(self.loss) if self.collective \
-                    else contextlib.nullcontext(), torch.autocast(device_type=self.p.device, dtype=self.p.dtype,
-                                enabled=self.p.autocast):
+            whole = torch_sharding.unsharded(self.loss) if self.collective \
+                else contextlib.nullcontext()
+            with whole, torch.autocast(device_type=self.p.device, dtype=self.p.dtype,
+                                       enabled=self.p.autocast):
                 out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
                                           max_new_tokens=max_new_tokens, do_sample=False,
                                           eos_token_id=eos, pad_token_id=eos[0], use_cache=True)

@@ -156,6 +156,25 @@ def open_hf(folder: str | Path, cfg: dict[str, Any]) -> Source:
 
 
 # --- llama.cpp -------------------------------------------------------------------------------
+def row_block(llm: Any) -> int:
+    """The cut that keeps a GGUF's answers those of a fresh context, for this llama.cpp build.
+
+    Its CPU kernels take a batch's rows 4 at a time, so a multiple of 4 is enough where they
+    do all the work. A build with BLAS (Accelerate on macOS) or a GPU backend hands the
+    products of larger batches to those, whose sums depend on the batch's size: there only a
+    cut at a batch boundary reads the rest exactly as a fresh context does.
+    """
+    import re
+
+    import llama_cpp
+
+    info = llama_cpp.llama_print_system_info().decode(errors="replace")
+    backends = set(re.findall(r"(\w+) : ", info))
+    if backends <= {"CPU"} and not llama_cpp.llama_supports_gpu_offload():
+        return 4
+    return llm.n_batch
+
+
 class GGUFSource(Source):
     """A GGUF file through llama-cpp-python: greedy (top-k 1), stop at end of turn."""
 
@@ -178,7 +197,7 @@ class GGUFSource(Source):
         self.tok = tokenizer
         self.renderer = renderer_for(tokenizer, cfg)
         self.llm = Llama(model_path=str(path), n_ctx=cfg["eval"]["gguf_context"], seed=0,
-                         verbose=False, logits_all=False)
+                         verbose=False, logits_all=False, n_batch=512, n_ubatch=512)
         from engine.evaluate.generate import stop_token_ids
         self.stop = set(stop_token_ids(tokenizer)) | {self.llm.token_eos()}
         self._last_prompt: list[int] = []
@@ -188,9 +207,9 @@ class GGUFSource(Source):
 
         llama.cpp reads a prompt in batches from position 0, and its CPU kernels take the rows
         of a batch 4 at a time and the last few one by one, with other float sums. A suffix read
-        from a cut that is a multiple of ``eval.gguf_prefix_align`` puts every row in the block
-        a fresh context puts it in. The cut never reaches into the last answer: those tokens
-        were decoded one at a time, unlike a prompt's.
+        from a cut that is a multiple of ``eval.gguf_prefix_align`` (or :func:`row_block`) puts
+        every row in the block a fresh context puts it in. The cut never reaches into the last
+        answer: those tokens were decoded one at a time, unlike a prompt's.
         """
         last, shared = self._last_prompt, 0
         for a, b in zip(last, ids):
@@ -198,7 +217,7 @@ class GGUFSource(Source):
                 break
             shared += 1
         shared = min(shared, len(ids) - 1, self.llm.n_tokens)  # one token left to read
-        align = self.cfg["eval"]["gguf_prefix_align"]
+        align = self.cfg["eval"]["gguf_prefix_align"] or row_block(self.llm)
         return shared // align * align
 
     def __call__(self, records: Sequence[Record]) -> list[str]:

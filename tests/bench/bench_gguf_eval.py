@@ -33,12 +33,13 @@ def main() -> int:
     ap.add_argument("--catalogue", action="store_true",
                     help="every prompt lists the whole tool catalogue (one shared frame)")
     ap.add_argument("--align", type=int, default=0,
-                    help="eval.gguf_prefix_align (default: the configured value)")
+                    help="eval.gguf_prefix_align (default: the configured value; 0 = from the "
+                         "llama.cpp build)")
     args = ap.parse_args()
 
     from engine import config
     from engine.evaluate import load_records
-    from engine.evaluate.sources import GGUFSource
+    from engine.evaluate.sources import GGUFSource, row_block
     from tests.support import real_model
 
     gguf = Path(args.gguf) if args.gguf else real_model.path()
@@ -57,9 +58,10 @@ def main() -> int:
     source = GGUFSource(gguf, cfg)
     lengths = [len(source.llm.tokenize(p.encode(), add_bos=False, special=True))
                for p in (source.renderer.render(r).prompt for r in picked)]
+    cut = cfg["eval"]["gguf_prefix_align"] or row_block(source.llm)
     print(f"{gguf.name}: {len(picked)} tool prompts ({min(lengths)}-{max(lengths)} tokens), "
-          f"max {args.max_new_tokens} new tokens, prefix cut to a multiple of "
-          f"{cfg['eval']['gguf_prefix_align']}; CPU {os.cpu_count()} cores, "
+          f"max {args.max_new_tokens} new tokens, prefix cut to a multiple of {cut}; "
+          f"CPU {os.cpu_count()} cores, "
           f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
 
     t0 = time.perf_counter()

@@ -123,3 +123,35 @@ def test_a_lone_record_trains_through_the_small_attention(tmp_path: Path, monkey
         assert out[0][0] == pytest.approx(out[limit][0], rel=1e-6)
         for a, b in zip(out[0][1], out[limit][1]):
             assert torch.allclose(a, b, atol=1e-5 * max(1.0, b.abs().max().item()))
+
+
+def test_fast_dropout_passes_an_empty_input() -> None:
+    drop = torch_dropout.FastDropout(0.1)
+    assert drop(torch.ones(0, 8)).shape == (0, 8)
+
+
+def test_adapters_read_bf16_inputs_and_an_adapted_output_layer_still_trains(tmp_path: Path
+                                                                             ) -> None:
+    """Under autocast the adapters take their input in the base's format, except the output
+    layer's, which the sliced loss runs outside autocast."""
+    from dataclasses import replace
+
+    from engine.backends.packing import pack_window
+    from engine.backends.torch_lora import completion_loss
+    from engine.examples import IGNORE, Example
+
+    cfg = config.load(None, ["train.precision=fp32",
+                             'lora.target_modules=["q_proj", "v_proj", "lm_head"]'])
+    placement = replace(place(cfg), dtype=torch.bfloat16, autocast=True)
+    model = load_model(make_tiny_model(tmp_path / "tiny"), cfg, placement).train()
+    flags = {name: m.cast_input_dtype_enabled for name, m in model.named_modules()
+             if hasattr(m, "lora_A")}
+    assert flags and [n for n, on in flags.items() if on] == [
+        n for n in flags if n.endswith("lm_head")]
+    ids = torch.randint(10, 40000, (24,), generator=torch.Generator().manual_seed(1)).tolist()
+    (pack,) = pack_window([Example(ids, [IGNORE] * 8 + ids[8:], "tool", "x")], 0, 0)
+    loss, trained = completion_loss(model, pack, placement, 4)
+    loss.backward()
+    assert trained == 16 and torch.isfinite(loss)
+    head = model.get_base_model().get_output_embeddings()
+    assert head.lora_B["default"].weight.grad is not None
