@@ -22,7 +22,7 @@ Other devices and attention dropout keep SDPA.
 
 The function is registered with transformers' attention interface, so it works for every model
 that routes attention through it (Llama, Qwen2, Mistral, …). It is used when the call
-passes ``packed_layout``, and for a lone record in training (one causal piece, short enough);
+passes ``packed_layout``, and for a lone record in training on a CPU (one causal piece);
 otherwise (generation, a padded batch) it is plain SDPA.
 """
 
