@@ -8,8 +8,9 @@ The entry points other stages call:
     points_apart(result_a, result_b)               # export parity, in points per metric
 
 Answer sources (engine.evaluate.sources): ModelSource(model, tokenizer, cfg) for a model in
-memory, open_hf(folder, cfg) for an adapter or merged folder, GGUFSource(path, cfg),
-OllamaSource(name, cfg), PredictionsSource(path). Mini gates: engine.evaluate.gates.prove_mini.
+memory, open_hf(folder, cfg) for an adapter or merged folder, OllamaSource(name, cfg),
+PredictionsSource(path); GGUFSource(path, cfg) in engine.evaluate.gguf_source.
+Mini gates: engine.evaluate.gates.prove_mini.
 
 Heavy libraries (torch, llama_cpp, ollama) are imported only by the sources that need them.
 """

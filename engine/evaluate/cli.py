@@ -33,7 +33,7 @@ from typing import Any
 
 from engine import call_format, config, runs
 from engine.context import StageContext
-from engine.evaluate import core, report, sources
+from engine.evaluate import core, gguf_source, report, sources
 from engine.evaluate.lint import LintError
 from engine.event_text import ProgressLine, check_line
 from engine.models import ModelError
@@ -67,7 +67,7 @@ def open_source(kind: str, value: str, cfg: dict[str, Any]) -> sources.Source:
     if kind == "predictions":
         return sources.PredictionsSource(value)
     if kind == "gguf":
-        return sources.GGUFSource(value, cfg)
+        return gguf_source.GGUFSource(value, cfg)
     if kind == "ollama":
         return sources.OllamaSource(value, cfg)
     folder = Path(value)

@@ -39,7 +39,7 @@ def main() -> int:
 
     from engine import config
     from engine.evaluate import load_records
-    from engine.evaluate.sources import GGUFSource, row_block
+    from engine.evaluate.gguf_source import GGUFSource, row_block
     from tests.support import real_model
 
     gguf = Path(args.gguf) if args.gguf else real_model.path()

@@ -183,7 +183,7 @@ def test_eval_parity_runs_the_scorer_on_both_models(trained_run, monkeypatch) ->
 def test_gguf_answers_reuse_the_shared_prefix_and_equal_fresh_ones(trained_run) -> None:
     """Evaluation keeps llama.cpp's cache between prompts: the answers must not change."""
     from engine.evaluate import core
-    from engine.evaluate.sources import GGUFSource, row_block
+    from engine.evaluate.gguf_source import GGUFSource, row_block
 
     run, cfg = trained_run
     gguf = run / "gguf" / "model-q8_0.gguf"

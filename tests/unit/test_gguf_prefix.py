@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from engine import config
-from engine.evaluate.sources import GGUFSource, row_block
+from engine.evaluate.gguf_source import GGUFSource, row_block
 
 
 def source(align: int, last: list[int], held: int) -> GGUFSource:
